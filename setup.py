@@ -9,7 +9,7 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 TRAINING = ["tensorflow-datasets>=4.9", "tensorboard>=2.16", "matplotlib>=3.7"]
-SERVING = ["tensorflow-serving-api>=2.16"]
+SERVING = ["tensorflow-serving-api>=2.16", "grpcio>=1.60"]
 JAX = ["jax>=0.4.30"]
 TEST = ["pytest>=8", "pytest-xdist>=3", "scikit-image>=0.22", "pillow>=10"]
 

@@ -16,6 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PYTHON_DIRS = ("keras_resnet", "training", "tests", "benchmarks", "serving", "docs")
 RULES = ("py_library", "py_binary", "py_test")
+SCRIPT = re.compile(r"^if __name__ == [\"']__main__[\"']:", re.M)
 
 
 def setup_requirements() -> set[str]:
@@ -74,7 +75,7 @@ def test_every_python_file_is_covered_by_a_target_of_the_right_kind():
             kind = covered[path.resolve()]
             if path.parent.name == "tests" and path.name.startswith("test_"):
                 assert kind == "py_test", f"{path.relative_to(REPO)} must be a py_test"
-            elif "__main__" in path.read_text() and path.parent.name != "keras_resnet":
+            elif folder != "keras_resnet" and SCRIPT.search(path.read_text()):
                 assert kind == "py_binary", f"{path.relative_to(REPO)} is a script: py_binary"
 
 

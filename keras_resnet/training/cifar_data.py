@@ -1,0 +1,364 @@
+"""CIFAR-10, CIFAR-100 and Fashion-MNIST for the CIFAR trainer (Sec. 4.2).
+
+Loaders for three sources (TFDS, the original release files, an image folder), the 45k/5k
+train/validation split, the per-pixel training mean image, and the augmentation of Sec. 4.2
+("4 pixels are padded on each side, and a 32x32 crop is randomly sampled from the padded image or
+its horizontal flip"), for tf.data (TensorFlow) and numpy (JAX without TensorFlow).
+
+The data order is a pure function of (seed, step): epoch e is the permutation
+`default_rng([seed, e])` of the training set, and step s takes the next `batch` indices of the
+concatenated epochs, so a resumed run continues at the exact data position.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from keras_resnet.training.errors import UsageError
+
+DATASETS = ("cifar10", "cifar100", "fashion_mnist")
+SOURCES = ("tfds", "files", "folder")
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
+FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                         "Sneaker", "Bag", "Ankle boot"]
+FASHION_MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+PAD = 4  # Sec. 4.2
+
+
+class DataError(UsageError):
+    """Missing or unreadable data; the message names the path and what to do."""
+
+
+@dataclass
+class ImageData:
+    """A dataset in memory: uint8 images (N, H, W, C) and int32 labels."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list[str]
+
+
+# --------------------------------------------------------------------------- loading
+
+def load(dataset: str, source: str, data_dir: str | None = None,
+         max_train: int | None = None, max_test: int | None = None, seed: int = 0) -> ImageData:
+    """Load `dataset` from `source`; optionally a random subset of `max_train` / `max_test`."""
+    if dataset not in DATASETS:
+        raise DataError(f"--dataset={dataset!r}: unknown; allowed: {', '.join(DATASETS)}.")
+    if source not in SOURCES:
+        raise DataError(f"--data_source={source!r}: unknown; allowed: {', '.join(SOURCES)}.")
+    if source == "tfds":
+        data = _load_tfds(dataset, data_dir)
+    elif source == "files":
+        data = _load_files(dataset, data_dir)
+    else:
+        data = _load_folder(dataset, data_dir, max_train, max_test, seed)
+    return subset(data, max_train, max_test, seed)
+
+
+def subset(data: ImageData, max_train: int | None, max_test: int | None, seed: int) -> ImageData:
+    """A random subset of at most `max_train` training and `max_test` test images."""
+    rng = np.random.default_rng([seed, 7])
+
+    def take(x, y, limit):
+        if not limit or limit >= len(x):
+            return x, y
+        keep = np.sort(rng.permutation(len(x))[:limit])
+        return x[keep], y[keep]
+
+    x_train, y_train = take(data.x_train, data.y_train, max_train)
+    x_test, y_test = take(data.x_test, data.y_test, max_test)
+    return ImageData(x_train, y_train, x_test, y_test, data.class_names)
+
+
+def _load_tfds(dataset: str, data_dir: str | None) -> ImageData:
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        raise DataError("--data_source=tfds needs tensorflow-datasets (pip install "
+                        "tensorflow-datasets); or use --data_source=files|folder.") from None
+    builder = tfds.builder(dataset, data_dir=data_dir)
+    arrays = []
+    for split in ("train", "test"):
+        try:
+            batches = tfds.as_numpy(builder.as_dataset(split=split).batch(4096))
+            parts = [(b["image"], b["label"]) for b in batches]
+        except AssertionError as error:  # TFDS's "could not find data in ..."
+            raise DataError(
+                f"TFDS dataset {dataset!r} is not prepared in {builder.data_dir} "
+                f"({str(error).splitlines()[0]}); prepare it with `tfds build {dataset} "
+                f"--data_dir=DIR` where downloads work and pass --data_dir=DIR, or use "
+                f"--data_source=files|folder."
+            ) from None
+        arrays += [np.concatenate([p[0] for p in parts]).astype(np.uint8),
+                   np.concatenate([p[1] for p in parts]).astype(np.int32)]
+    return ImageData(*arrays, list(builder.info.features["label"].names))
+
+
+def _find_dir(data_dir: str | None, name: str, how: str) -> str:
+    """`data_dir/name`, or `data_dir` itself if it is that folder."""
+    if data_dir is None:
+        raise DataError(f"--data_dir is required for this dataset and source: {how}")
+    for candidate in (os.path.join(data_dir, name), data_dir):
+        if os.path.isdir(candidate) and os.path.basename(os.path.normpath(candidate)) == name:
+            return candidate
+    raise DataError(f"Data not found: {os.path.join(data_dir, name)} does not exist. {how}")
+
+
+def _unpickle(path: str) -> dict:
+    if not os.path.exists(path):
+        raise DataError(f"Data not found: {path} is missing.")
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f, encoding="bytes")
+    except Exception as error:
+        raise DataError(f"Corrupt data file {path}: {type(error).__name__}: {error}") from None
+
+
+def _pickled_images(path: str, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    batch = _unpickle(path)
+    try:
+        flat = np.asarray(batch[b"data"], np.uint8)
+        labels = np.asarray(batch[label_key], np.int32)
+        images = flat.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    except (KeyError, ValueError, TypeError) as error:
+        raise DataError(f"Corrupt data file {path}: not a CIFAR batch ({error}).") from None
+    if len(images) != len(labels):
+        raise DataError(f"Corrupt data file {path}: {len(images)} images but {len(labels)} labels.")
+    return images, labels
+
+
+def _load_files(dataset: str, data_dir: str | None) -> ImageData:
+    if dataset == "fashion_mnist":
+        return _load_fashion_mnist(data_dir or FASHION_MNIST_DIR)
+    get = "Get it from https://www.cs.toronto.edu/~kriz/cifar.html (python version) and unpack it there."
+    if dataset == "cifar10":
+        root = _find_dir(data_dir, "cifar-10-batches-py", get)
+        parts = [_pickled_images(os.path.join(root, f"data_batch_{i}"), b"labels") for i in range(1, 6)]
+        x_test, y_test = _pickled_images(os.path.join(root, "test_batch"), b"labels")
+        names = [n.decode() for n in _unpickle(os.path.join(root, "batches.meta"))[b"label_names"]]
+        x_train = np.concatenate([p[0] for p in parts])
+        y_train = np.concatenate([p[1] for p in parts])
+    else:
+        root = _find_dir(data_dir, "cifar-100-python", get)
+        x_train, y_train = _pickled_images(os.path.join(root, "train"), b"fine_labels")
+        x_test, y_test = _pickled_images(os.path.join(root, "test"), b"fine_labels")
+        names = [n.decode() for n in _unpickle(os.path.join(root, "meta"))[b"fine_label_names"]]
+    return ImageData(x_train, y_train, x_test, y_test, names)
+
+
+def read_idx(path: str) -> np.ndarray:
+    """An idx file (gzipped or not) of unsigned bytes, as in the MNIST / Fashion-MNIST releases."""
+    if not os.path.exists(path):
+        raise DataError(
+            f"Data not found: {path} is missing. Install Debian's dataset-fashion-mnist "
+            f"(apt-get install dataset-fashion-mnist) or pass --data_dir with the four idx .gz files."
+        )
+    try:
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rb") as f:
+            raw = f.read()
+        zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
+        if zero != 0 or dtype != 0x08:
+            raise ValueError(f"magic {raw[:4].hex()} is not an unsigned-byte idx header")
+        shape = struct.unpack(f">{ndim}I", raw[4: 4 + 4 * ndim])
+        array = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
+        return array.reshape(shape)
+    except Exception as error:
+        raise DataError(f"Corrupt data file {path}: {type(error).__name__}: {error}") from None
+
+
+def _load_fashion_mnist(root: str) -> ImageData:
+    arrays = {}
+    for split, (images, labels) in FASHION_MNIST_FILES.items():
+        x = read_idx(os.path.join(root, images))
+        y = read_idx(os.path.join(root, labels))
+        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+            raise DataError(f"Corrupt data files in {root}: {images} has shape {x.shape}, "
+                            f"{labels} has shape {y.shape}.")
+        arrays[split] = (x[..., None], y.astype(np.int32))
+    return ImageData(*arrays["train"], *arrays["test"], list(FASHION_MNIST_CLASSES))
+
+
+def _load_folder(dataset: str, data_dir: str | None, max_train: int | None,
+                 max_test: int | None, seed: int) -> ImageData:
+    how = ("Expected DIR/{train,test}/<class>/*.jpg|*.png; e.g. `tar xzf "
+           "shared/datasets/cifar10-jpeg.tar.gz -C DIR` and --data_dir=DIR/cifar10-jpeg.")
+    if data_dir is None:
+        raise DataError(f"--data_source=folder needs --data_dir. {how}")
+    splits = {}
+    for split, limit in (("train", max_train), ("test", max_test)):
+        root = os.path.join(data_dir, split)
+        if not os.path.isdir(root):
+            raise DataError(f"Data not found: {root} does not exist. {how}")
+        classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+        files = [(os.path.join(root, c, f), i) for i, c in enumerate(classes)
+                 for f in sorted(os.listdir(os.path.join(root, c)))
+                 if f.lower().endswith(IMAGE_EXTENSIONS)]
+        if not files:
+            raise DataError(f"Data not found: no images in {root}/<class>/. {how}")
+        if limit and limit < len(files):  # decode only the subset
+            keep = np.sort(np.random.default_rng([seed, 7]).permutation(len(files))[:limit])
+            files = [files[i] for i in keep]
+        splits[split] = (classes, _decode_images([f for f, _ in files]),
+                         np.asarray([label for _, label in files], np.int32))
+    if splits["train"][0] != splits["test"][0]:
+        raise DataError(f"{data_dir}: train and test have different class folders.")
+    return ImageData(splits["train"][1], splits["train"][2], splits["test"][1], splits["test"][2],
+                     splits["train"][0])
+
+
+def _decode_images(paths: list[str]) -> np.ndarray:
+    from PIL import Image
+
+    images = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                images.append(np.asarray(image.convert("RGB") if image.mode not in ("L", "RGB")
+                                         else image))
+        except Exception as error:
+            raise DataError(f"Corrupt data file {path}: {type(error).__name__}: {error}") from None
+    shapes = {i.shape for i in images}
+    if len(shapes) != 1:
+        raise DataError(f"Images of different shapes in {os.path.dirname(os.path.dirname(paths[0]))}: "
+                        f"{sorted(shapes)[:4]}.")
+    stacked = np.stack(images)
+    return stacked[..., None] if stacked.ndim == 3 else stacked
+
+
+# --------------------------------------------------------------------------- preparation
+
+def pad_to(images: np.ndarray, size: int) -> np.ndarray:
+    """Zero-pad (N, H, W, C) images centrally to `size` x `size` (Fashion-MNIST 28 -> 32)."""
+    dh, dw = size - images.shape[1], size - images.shape[2]
+    if dh < 0 or dw < 0:
+        raise ValueError(f"pad_to: images {images.shape[1:3]} are larger than {size}.")
+    return np.pad(images, ((0, 0), (dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2), (0, 0)))
+
+
+def split_validation(x: np.ndarray, y: np.ndarray, validation_size: int, seed: int = 0):
+    """Sec. 4.2's 45k/5k split: a fixed random `validation_size` images held out.
+    Returns (x_train, y_train, x_val, y_val); the validation arrays are None for size 0."""
+    if validation_size <= 0:
+        return x, y, None, None
+    if validation_size >= len(x):
+        raise DataError(f"--validation_size={validation_size}: must be below the {len(x)} "
+                         f"training images.")
+    order = np.random.default_rng([seed, 45]).permutation(len(x))
+    val, train = np.sort(order[:validation_size]), np.sort(order[validation_size:])
+    return x[train], y[train], x[val], y[val]
+
+
+def mean_image(images: np.ndarray) -> np.ndarray:
+    """The per-pixel mean of the training images (Sec. 4.2), float32 (H, W, C)."""
+    return images.astype(np.float64).mean(axis=0).astype(np.float32)
+
+
+def batch_indices(num_examples: int, batch: int, seed: int, first_step: int,
+                  num_steps: int) -> np.ndarray:
+    """Training-set indices of steps [first_step, first_step + num_steps), shape (steps, batch).
+
+    Epoch e is permutation `default_rng([seed, e])`; steps read the concatenated epochs.
+    """
+    start, stop = first_step * batch, (first_step + num_steps) * batch
+    first_epoch, last_epoch = start // num_examples, (stop - 1) // num_examples
+    stream = np.concatenate([np.random.default_rng([seed, e]).permutation(num_examples)
+                             for e in range(first_epoch, last_epoch + 1)])
+    offset = start - first_epoch * num_examples
+    return stream[offset: offset + stop - start].reshape(num_steps, batch)
+
+
+def augment_numpy(images: np.ndarray, rng: np.random.Generator, pad: int = PAD,
+                  flip: bool = True) -> np.ndarray:
+    """Sec. 4.2: zero-pad by `pad`, random crop back to the original size, random horizontal
+    flip; float32 raw pixels."""
+    n, h, w, _ = images.shape
+    padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    dy = rng.integers(0, 2 * pad + 1, n)
+    dx = rng.integers(0, 2 * pad + 1, n)
+    rows = dy[:, None] + np.arange(h)[None, :]
+    cols = dx[:, None] + np.arange(w)[None, :]
+    out = padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    if flip:
+        flips = rng.random(n) < 0.5
+        out[flips] = out[flips, :, ::-1]
+    return out.astype(np.float32)
+
+
+def augment_tf(images, seed, pad: int = PAD, flip: bool = True):
+    """`augment_numpy` in TensorFlow ops, with stateless randomness from `seed` (shape [2])."""
+    import tensorflow as tf
+
+    shape = tf.shape(images)
+    n, h, w = shape[0], shape[1], shape[2]
+    padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+    offsets = tf.random.stateless_uniform([n, 2], seed, 0, 2 * pad + 1, dtype=tf.int32)
+    rows = offsets[:, :1] + tf.range(h)[None, :]
+    cols = offsets[:, 1:] + tf.range(w)[None, :]
+    out = tf.gather(padded, rows, axis=1, batch_dims=1)
+    out = tf.gather(out, cols, axis=2, batch_dims=1)
+    if flip:
+        flips = tf.random.stateless_uniform([n], seed + [0, 1]) < 0.5
+        out = tf.where(flips[:, None, None, None], tf.reverse(out, axis=[2]), out)
+    return tf.cast(out, tf.float32)
+
+
+def tf_train_dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int, first_step: int,
+                     num_steps: int, augment: bool = True):
+    """tf.data of the global batches of steps [first_step, first_step + num_steps)."""
+    import tensorflow as tf
+
+    indices = batch_indices(len(x), batch, seed, first_step, num_steps)
+    steps = np.arange(first_step, first_step + num_steps, dtype=np.int64)
+    images, labels = tf.constant(x), tf.constant(y)
+
+    def make_batch(index, step):
+        batch_images = tf.gather(images, index)
+        if augment:
+            out = augment_tf(batch_images, tf.stack([tf.constant(seed, tf.int64), step]))
+        else:
+            out = tf.cast(batch_images, tf.float32)
+        return out, tf.gather(labels, index)
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    options.deterministic = True
+    return (tf.data.Dataset.from_tensor_slices((indices, steps))
+            .map(make_batch, num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE)
+            .with_options(options))
+
+
+def numpy_train_sequence(x: np.ndarray, y: np.ndarray, batch: int, seed: int, first_step: int,
+                         num_steps: int, augment: bool = True):
+    """A keras.utils.PyDataset of the same batches as `tf_train_dataset` (numpy augmentation),
+    for the JAX backend without TensorFlow."""
+    import keras
+
+    class TrainBatches(keras.utils.PyDataset):
+        def __len__(self) -> int:
+            return num_steps
+
+        def __getitem__(self, index: int):
+            step = first_step + index
+            rows = batch_indices(len(x), batch, seed, step, 1)[0]
+            if augment:
+                images = augment_numpy(x[rows], np.random.default_rng([seed, step]))
+            else:
+                images = x[rows].astype(np.float32)
+            return images, y[rows]
+
+    return TrainBatches()

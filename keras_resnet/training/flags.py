@@ -1,0 +1,70 @@
+"""absl flags shared by the trainers (`training/cifar10.py`, `training/imagenet.py`).
+
+Defaults are the paper's CIFAR recipe (Sec. 4.2); each script overrides those that differ with
+`flags.FLAGS.set_default` or the keyword arguments of `define_common_flags`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Iterable
+
+from absl import flags
+
+from keras_resnet.training.distribute import STRATEGIES
+
+MIXED_PRECISION = ("none", "bfloat16", "float16")
+
+
+def define_common_flags(
+    default_model: str,
+    model_choices: Iterable[str],
+    batch_size: int = 128,
+    lr: float = 0.1,
+    momentum: float = 0.9,
+    weight_decay: float = 1e-4,
+) -> None:
+    """Define the flags common to all trainers. Unknown enum values are flag errors that list
+    the allowed choices."""
+    flags.DEFINE_enum("model", default_model, sorted(model_choices), "Network to train.")
+    flags.DEFINE_string("model_dir", None, "Directory for checkpoints, logs, metrics.csv, "
+                        "results.json, metadata.json and the final model.keras.", required=True)
+    flags.DEFINE_enum("strategy", "default", list(STRATEGIES), "tf.distribute strategy (on JAX: "
+                      "default, one_device, or mirrored = keras.distribution.DataParallel).")
+    flags.DEFINE_string("tpu", "", "TPU name, 'local', or grpc://HOST:PORT for --strategy=tpu.")
+    flags.DEFINE_integer("num_gpus", None, "GPUs for --strategy=mirrored (default: all local).",
+                         lower_bound=1)
+    flags.DEFINE_integer("num_cpu_devices", 1, "Split the CPU into this many logical devices "
+                         "(data parallelism without GPUs, for testing).", lower_bound=1)
+    flags.DEFINE_integer("batch_size", batch_size, "Global batch size, split over replicas.",
+                         lower_bound=1)
+    flags.DEFINE_integer("train_steps", None, "Total training steps (iterations).", lower_bound=1)
+    flags.DEFINE_integer("epochs", None, "Total epochs (alternative to --train_steps).",
+                         lower_bound=1)
+    flags.DEFINE_float("lr", lr, "Base learning rate.", lower_bound=0.0)
+    flags.DEFINE_float("momentum", momentum, "SGD momentum.", lower_bound=0.0)
+    flags.DEFINE_float("weight_decay", weight_decay, "Weight decay (L2 on conv/dense kernels).",
+                       lower_bound=0.0)
+    flags.DEFINE_enum("mixed_precision", "none", list(MIXED_PRECISION),
+                      "Compute dtype: bfloat16, or float16 with dynamic loss scaling.")
+    flags.DEFINE_bool("jit_compile", False,
+                      "Compile the train step with XLA (always on with KERAS_BACKEND=jax).")
+    flags.DEFINE_integer("steps_per_execution", 1, "Train steps per compiled call.", lower_bound=1)
+    flags.DEFINE_integer("seed", 0, "Seed for weights, data order and augmentation.")
+    flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept in model_dir/checkpoints.",
+                         lower_bound=1)
+    flags.DEFINE_integer("checkpoint_steps", 0, "Also checkpoint every this many steps "
+                         "(0: at the end of every epoch only).", lower_bound=0)
+    flags.DEFINE_integer("log_steps", 100, "Write step-level TensorBoard scalars this often.",
+                         lower_bound=1)
+    flags.DEFINE_integer("verbose", None, "Keras progress output: 0 silent, 1 progress bar, "
+                         "2 one line per epoch (default: 1 on a terminal, else 2).")
+
+
+def flag_values_dict() -> dict:
+    """The values of the trainer's own flags (its script's and these), for results.json."""
+    values = {}
+    for module, module_flags in flags.FLAGS.flags_by_module_dict().items():
+        if module == sys.argv[0] or module.startswith("keras_resnet") or module == "__main__":
+            values.update({flag.name: flag.value for flag in module_flags})
+    return values

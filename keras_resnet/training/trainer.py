@@ -1,0 +1,532 @@
+"""The training loop shared by the CIFAR (Sec. 4.2) and ImageNet (Sec. 3.4) trainers.
+
+`run()` builds the model under the distribution's scope, compiles SGD with momentum, resumes
+from the newest checkpoint in `model_dir/checkpoints` (weights, optimizer state and step; the
+data position follows from the step), trains to exactly `total_steps`, and writes the model_dir
+contract: checkpoints/, logs/ (TensorBoard), metrics.csv, metadata.json, results.json and the
+final model.keras. Files are written atomically (temp file + rename), so a killed run never leaves a half file.
+Only the chief writes model_dir's own files; another worker of a multi-worker run writes its
+copies (for checking, e.g. that its weights equal the chief's) to model_dir/worker-ID/.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import keras
+import numpy as np
+
+from keras_resnet.training.distribute import (
+    Distribution,
+    distribution_callbacks,
+    is_tensorflow_installed,
+    prepare_model,
+)
+from keras_resnet.training.errors import UsageError
+from keras_resnet.training.schedules import (
+    LearningRateController,
+    PiecewiseConstantWarmup,
+    WarmupUntilError,
+)
+
+CSV_COLUMNS = ("epoch", "step", "lr", "loss", "train_error", "val_loss", "val_error",
+               "test_loss", "test_error", "wall_s")
+CHECKPOINT_PREFIX = "ckpt-"
+
+
+@dataclass
+class TrainConfig:
+    """Everything `run()` needs besides the model and the data."""
+
+    model_dir: str
+    total_steps: int
+    steps_per_epoch: int
+    global_batch: int
+    schedule: PiecewiseConstantWarmup
+    warmup: WarmupUntilError | None = None
+    momentum: float = 0.9
+    mixed_precision: str = "none"
+    jit_compile: bool = False
+    steps_per_execution: int = 1
+    keep_checkpoints: int = 3
+    checkpoint_steps: int = 0
+    log_steps: int = 100
+    verbose: int | None = None
+    seed: int = 0
+    flags: dict = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+    # Metrics besides accuracy (e.g. top-5), made under the strategy scope; logged as NAME,
+    # val_NAME and test_NAME in metrics.csv.
+    extra_metrics: Callable[[], list] | None = None
+
+
+@dataclass
+class TrainData:
+    """Inputs for `run()`.
+
+    `train(first_step, num_steps)` returns what `fit` accepts (a tf.data.Dataset or a
+    keras.utils.PyDataset) yielding exactly `num_steps` global batches, the ones of steps
+    `first_step ...`: the data position of a resumed run. `validation` / `test` are `(x, y)`
+    numpy arrays or a finite dataset of batches, or None.
+    """
+
+    train: Callable[[int, int], Any]
+    num_train_examples: int
+    validation: Any = None
+    test: Any = None
+    eval_batch_size: int = 256
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One `fit` call: Keras epochs [initial_epoch, epochs) of `steps_per_epoch` steps."""
+
+    initial_epoch: int
+    epochs: int
+    steps_per_epoch: int
+    first_step: int
+
+    @property
+    def num_steps(self) -> int:
+        return (self.epochs - self.initial_epoch) * self.steps_per_epoch
+
+
+def plan_segments(start_step: int, total_steps: int, steps_per_epoch: int) -> list[Segment]:
+    """Split steps [start_step, total_steps) into fit calls whose epochs stay aligned with data
+    epochs: a partial first epoch (resumed mid-epoch), the full epochs, a partial last epoch."""
+    segments, step = [], start_step
+    while step < total_steps:
+        epoch = step // steps_per_epoch
+        if step % steps_per_epoch == 0 and (epoch + 1) * steps_per_epoch <= total_steps:
+            last = total_steps // steps_per_epoch
+            segments.append(Segment(epoch, last, steps_per_epoch, step))
+            step = last * steps_per_epoch
+        else:
+            count = min((epoch + 1) * steps_per_epoch, total_steps) - step
+            segments.append(Segment(epoch, epoch + 1, count, step))
+            step += count
+    return segments
+
+
+# --------------------------------------------------------------------------- files
+
+def write_atomic(path: str, text: str) -> None:
+    """Write `text` to `path` through a temp file and a rename."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_json(path: str, data: dict) -> None:
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=_jsonable) + "\n")
+
+
+def _jsonable(value):
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def read_json(path: str) -> dict | None:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def list_checkpoints(checkpoint_dir: str) -> list[tuple[int, str]]:
+    """(step, path without extension) of complete checkpoints (weights and state), oldest first."""
+    if not os.path.isdir(checkpoint_dir):
+        return []
+    found = []
+    for name in os.listdir(checkpoint_dir):
+        if name.startswith(CHECKPOINT_PREFIX) and name.endswith(".json"):
+            base = os.path.join(checkpoint_dir, name[: -len(".json")])
+            try:
+                step = int(name[len(CHECKPOINT_PREFIX): -len(".json")])
+            except ValueError:
+                continue
+            if os.path.exists(base + ".weights.h5"):
+                found.append((step, base))
+    return sorted(found)
+
+
+def read_metrics_csv(path: str) -> list[dict]:
+    """Rows of metrics.csv as dicts of floats (empty cells omitted)."""
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+
+
+# --------------------------------------------------------------------------- callbacks
+
+class StepCounter(keras.callbacks.Callback):
+    """The global step: training steps completed, counted from the batches `fit` runs (the
+    optimizer's iteration counter stops on steps a float16 loss scaler skips). Put it first in
+    the callback list so the others see the count of the step in progress."""
+
+    def __init__(self, step: int = 0):
+        super().__init__()
+        self.step = step
+        self._first_batch = 0
+
+    def __call__(self) -> int:
+        return self.step
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._first_batch = batch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += batch - self._first_batch + 1  # steps_per_execution batches per call
+
+
+class EpochMetrics(keras.callbacks.Callback):
+    """Adds `step`, `train_error`, `val_error` and (evaluating the test set) `test_loss` /
+    `test_error` to the epoch logs, for metrics.csv, TensorBoard and Fig. 6."""
+
+    def __init__(self, data: TrainData, run_start: float, wall_before: float,
+                 step_fn: Callable[[], int]):
+        super().__init__()
+        self.data = data
+        self.step_fn = step_fn
+        self.run_start = run_start
+        self.wall_before = wall_before
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        logs["step"] = self.step_fn()
+        if "accuracy" in logs:
+            logs["train_error"] = 1.0 - float(logs["accuracy"])
+        if "val_accuracy" in logs:
+            logs["val_error"] = 1.0 - float(logs["val_accuracy"])
+        if self.data.test is not None:
+            result = evaluate(self.model, self.data.test, self.data.eval_batch_size)
+            logs.update({f"test_{name}": value for name, value in result.items()})
+            logs["test_error"] = 1.0 - result["accuracy"]
+        logs["wall_s"] = self.wall_before + time.time() - self.run_start
+
+
+class MetricsCSV(keras.callbacks.Callback):
+    """Appends one row per epoch to metrics.csv. On resume, rows of steps after the restored
+    checkpoint (written after it and before a crash) are dropped, as they are trained again."""
+
+    def __init__(self, path: str, start_step: int, columns: Sequence[str] = CSV_COLUMNS):
+        super().__init__()
+        self.path = path
+        self.columns = tuple(columns)
+        rows = [r for r in read_metrics_csv(path) if r.get("step", 0) <= start_step]
+        lines = [",".join(self.columns)] + [
+            ",".join(_csv_cell(r.get(c)) for c in self.columns) for r in rows
+        ]
+        write_atomic(path, "\n".join(lines) + "\n")
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {}, epoch=epoch + 1)
+        with open(self.path, "a") as f:
+            f.write(",".join(_csv_cell(logs.get(c)) for c in self.columns) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _csv_cell(value) -> str:
+    if value is None:
+        return ""
+    value = float(value)
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """Saves weights + optimizer state (`ckpt-STEP.weights.h5`) and the trainer state
+    (`ckpt-STEP.json`: step, warm-up, wall time) at every epoch end and every `every_steps`;
+    keeps the newest `keep`."""
+
+    def __init__(self, directory: str, keep: int, every_steps: int, state: Callable[[], dict],
+                 step_fn: Callable[[], int]):
+        super().__init__()
+        self.step_fn = step_fn
+        self.directory = directory
+        self.keep = keep
+        self.every_steps = every_steps
+        self.state = state
+        self.last_saved = -1
+        os.makedirs(directory, exist_ok=True)
+        for name in os.listdir(directory):  # partial files of a killed run
+            if ".tmp-" in name:
+                os.remove(os.path.join(directory, name))
+
+    def on_train_begin(self, logs=None):
+        self.last_saved = self.step_fn()
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.step_fn()
+        if self.every_steps and step // self.every_steps > self.last_saved // self.every_steps:
+            self.save(step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.save(self.step_fn())
+
+    def save(self, step: int) -> None:
+        if step == self.last_saved:
+            return
+        base = os.path.join(self.directory, f"{CHECKPOINT_PREFIX}{step:08d}")
+        tmp = f"{base}.tmp-{os.getpid()}.weights.h5"
+        self.model.save_weights(tmp)
+        os.replace(tmp, base + ".weights.h5")
+        write_json(base + ".json", dict(self.state(), step=step))
+        self.last_saved = step
+        for _, old in list_checkpoints(self.directory)[: -self.keep]:
+            for suffix in (".json", ".weights.h5"):
+                if os.path.exists(old + suffix):
+                    os.remove(old + suffix)
+
+
+class IterationScalars(keras.callbacks.Callback):
+    """TensorBoard scalars against iterations (Fig. 6's x axis), in `log_dir`/iterations: loss,
+    lr and running training error every `every` steps; train / validation / test error at each
+    epoch end. (Keras' TensorBoard callback logs against epochs.) Needs TensorFlow."""
+
+    def __init__(self, log_dir: str, every: int, step_fn: Callable[[], int],
+                 lr_fn: Callable[[int], float]):
+        super().__init__()
+        import tensorflow as tf
+
+        self.summary = tf.summary
+        self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "iterations"))
+        self.every = every
+        self.step_fn = step_fn
+        self.lr_fn = lr_fn
+
+    def on_train_begin(self, logs=None):
+        """The model's inference graph, for TensorBoard's Graphs tab (written once per run)."""
+        if getattr(self, "_graph_written", False):
+            return
+        import tensorflow as tf
+
+        specs = [tf.TensorSpec([None, *x.shape[1:]], x.dtype) for x in self.model.inputs]
+        graph = tf.function(lambda *x: self.model(list(x) if len(x) > 1 else x[0])) \
+            .get_concrete_function(*specs).graph
+        with self.writer.as_default():
+            self.summary.graph(graph)
+        self._graph_written = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.step_fn()
+        if logs and step % self.every == 0:
+            with self.writer.as_default(step=step):
+                self.summary.scalar("loss", float(logs["loss"]))
+                self.summary.scalar("lr", self.lr_fn(step - 1))
+                if "accuracy" in logs:
+                    self.summary.scalar("train_error_running", 1.0 - float(logs["accuracy"]))
+
+    def on_epoch_end(self, epoch, logs=None):
+        with self.writer.as_default(step=self.step_fn()):
+            for name in ("train_error", "val_error", "test_error"):
+                if logs and name in logs:
+                    self.summary.scalar(name, float(logs[name]))
+        self.writer.flush()
+
+
+def restore_latest(model: keras.Model, checkpoint_dir: str) -> dict:
+    """Load the newest loadable checkpoint; returns its state ({} if none)."""
+    for step, base in reversed(list_checkpoints(checkpoint_dir)):
+        state = read_json(base + ".json")
+        if state is None:
+            continue
+        try:
+            model.load_weights(base + ".weights.h5")
+        except Exception as error:  # a damaged file: fall back to the previous checkpoint
+            print(f"warning: cannot load checkpoint {base}.weights.h5 ({error}); trying an older one",
+                  file=sys.stderr)
+            continue
+        return state
+    return {}
+
+
+# --------------------------------------------------------------------------- helpers
+
+def evaluate(model: keras.Model, data: Any, batch_size: int) -> dict:
+    """The compiled metrics ('loss', 'accuracy', ...) on `(x, y)` arrays or a finite dataset."""
+    if isinstance(data, tuple):
+        x, y = data
+        result = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
+    else:
+        result = model.evaluate(data, verbose=0, return_dict=True)
+    return {name: float(value) for name, value in result.items()}
+
+
+def hardware() -> dict:
+    """The devices training ran on, for results.json."""
+    info = {"backend": keras.backend.backend(), "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
+    if keras.backend.backend() == "jax":
+        import jax
+
+        info["devices"] = [f"{d.platform}:{getattr(d, 'device_kind', '')}" for d in jax.devices()]
+    elif keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        info["tensorflow"] = tf.__version__
+        info["devices"] = [
+            tf.config.experimental.get_device_details(d).get("device_name", d.name)
+            if d.device_type == "GPU" else d.name
+            for d in tf.config.list_physical_devices()
+        ]
+    info["keras"] = keras.__version__
+    return info
+
+
+def set_mixed_precision(mode: str) -> None:
+    """`none`, `bfloat16` or `float16` (the optimizer then scales the loss dynamically)."""
+    policies = {"none": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+    if mode not in policies:
+        raise UsageError(f"--mixed_precision={mode!r}; allowed: {', '.join(policies)}.")
+    keras.mixed_precision.set_global_policy(policies[mode])
+
+
+def summary_line(results: dict) -> str:
+    """The one-line summary printed at the end of a run."""
+    error = results.get("test_error")
+    error_text = "n/a" if error is None else f"{100 * error:.2f}%"
+    return (
+        f"{results['model']} on {results['dataset']}: test error {error_text} "
+        f"after {results['steps']} steps ({results['epochs']:.1f} epochs), "
+        f"{results['train_wall_s']:.0f} s, {results['images_per_s']:.0f} images/s on "
+        f"{results['distribution']['num_replicas']} replica(s) [{results['distribution']['strategy']}]; "
+        f"{results['model_dir']}"
+    )
+
+
+# --------------------------------------------------------------------------- run
+
+def run(
+    config: TrainConfig,
+    distribution: Distribution,
+    build_model: Callable[[], keras.Model],
+    data: TrainData,
+) -> dict:
+    """Train (or resume) to `config.total_steps` and write the model_dir contract; returns
+    results.json's contents. A finished run is not trained again."""
+    model_dir = os.path.abspath(config.model_dir)
+    results_path = os.path.join(model_dir, "results.json")
+    finished = read_json(results_path)
+    if finished and finished.get("steps", -1) >= config.total_steps:
+        print(f"Already finished: {summary_line(finished)}", flush=True)
+        return finished
+
+    write_dir = model_dir if distribution.is_chief else os.path.join(
+        model_dir, f"worker-{distribution.task_id}")
+    os.makedirs(write_dir, exist_ok=True)
+    checkpoint_dir = os.path.join(model_dir, "checkpoints")
+    metadata = dict(config.metadata, backend=keras.backend.backend())
+    if distribution.is_chief:
+        write_json(os.path.join(model_dir, "metadata.json"), metadata)
+
+    keras.utils.set_random_seed(config.seed)
+    set_mixed_precision(config.mixed_precision)
+    with distribution.scope():
+        model = build_model()
+        extra_metrics = config.extra_metrics() if config.extra_metrics else []
+        optimizer = keras.optimizers.SGD(learning_rate=float(config.schedule.value(0)),
+                                         momentum=config.momentum)
+        if config.mixed_precision == "float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        model.compile(
+            optimizer=optimizer,
+            loss=keras.losses.SparseCategoricalCrossentropy(),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"), *extra_metrics],
+            jit_compile=True if keras.backend.backend() == "jax" else config.jit_compile,
+            steps_per_execution=config.steps_per_execution,
+        )
+        optimizer.build(model.trainable_variables)
+        prepare_model(model, distribution)
+        state = restore_latest(model, checkpoint_dir)
+    start_step = int(state.get("step", 0))
+    if state and config.warmup is not None and state.get("warmup_ended_at") is not None:
+        config.warmup.ended_at = int(state["warmup_ended_at"])
+    wall_before = float(state.get("train_wall_s", 0.0))
+    if start_step:
+        print(f"Resuming from step {start_step} ({checkpoint_dir})", flush=True)
+
+    run_start = time.time()
+
+    def trainer_state() -> dict:
+        return {"warmup_ended_at": None if config.warmup is None else config.warmup.ended_at,
+                "train_wall_s": wall_before + time.time() - run_start}
+
+    counter = StepCounter(start_step)
+    lr_controller = LearningRateController(config.schedule, config.warmup, step_fn=counter)
+    callbacks: list[keras.callbacks.Callback] = [
+        counter,
+        *distribution_callbacks(distribution),
+        lr_controller,
+        EpochMetrics(data, run_start, wall_before, step_fn=counter),
+        MetricsCSV(os.path.join(write_dir, "metrics.csv"), start_step, CSV_COLUMNS + tuple(
+            f"{prefix}{m.name}" for m in extra_metrics for prefix in ("", "val_", "test_"))),
+        Checkpointer(checkpoint_dir if distribution.is_chief else os.path.join(write_dir, "checkpoints"),
+                     config.keep_checkpoints, config.checkpoint_steps, trainer_state, step_fn=counter),
+    ]
+    if is_tensorflow_installed():  # TensorBoard summaries are written with tf.summary
+        log_dir = os.path.join(write_dir, "logs")
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch",
+                                                     write_graph=True))
+        callbacks.append(IterationScalars(log_dir, config.log_steps, counter, lr_controller.lr_at))
+    verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
+
+    for segment in plan_segments(start_step, config.total_steps, config.steps_per_epoch):
+        model.fit(
+            data.train(segment.first_step, segment.num_steps),
+            initial_epoch=segment.initial_epoch,
+            epochs=segment.epochs,
+            steps_per_epoch=segment.steps_per_epoch,
+            validation_data=data.validation,
+            validation_batch_size=data.eval_batch_size,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,
+        )
+    this_run_wall = time.time() - run_start
+    train_wall = wall_before + this_run_wall
+    steps = counter.step
+
+    test = evaluate(model, data.test, data.eval_batch_size) if data.test is not None else None
+    model_path = os.path.join(write_dir, "model.keras")
+    tmp_model = os.path.join(write_dir, f"model.tmp-{os.getpid()}.keras")
+    model.save(tmp_model)
+    os.replace(tmp_model, model_path)
+    trained_here = max(steps - start_step, 0)
+    results = {
+        "model": metadata.get("model"),
+        "dataset": metadata.get("dataset"),
+        "test_error": None if test is None else 1.0 - test["accuracy"],
+        "test_loss": None if test is None else test["loss"],
+        "test_metrics": test,
+        "steps": steps,
+        "epochs": steps / config.steps_per_epoch,
+        "global_batch": config.global_batch,
+        "train_wall_s": train_wall,
+        "images_per_s": trained_here * config.global_batch / max(this_run_wall, 1e-9),
+        "resumed_from_step": start_step,
+        "distribution": distribution.describe(),
+        "hardware": hardware(),
+        "flags": config.flags,
+        "model_dir": model_dir,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write_json(os.path.join(write_dir, "results.json"), results)
+    print(summary_line(results), flush=True)
+    return results

@@ -1,0 +1,62 @@
+"""Run `training/cifar10.py` as a real process for the CIFAR trainer's tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "training" / "cifar10.py"
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+CIFAR_JPEG_TAR = REPO.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
+
+
+def env(**extra: str) -> dict:
+    """The environment for a trainer process: the repo importable, TF's C++ logs quiet."""
+    base = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    base["PYTHONPATH"] = os.pathsep.join([str(REPO), base.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    base.update(extra)
+    return base
+
+
+def command(*args: str, script: Path = SCRIPT) -> list[str]:
+    """The command line; the trainer prints one line per epoch (no progress bar) in tests."""
+    return [sys.executable, str(script), *(["--verbose=2"] if script == SCRIPT else []), *args]
+
+
+def run(*args: str, timeout: float = 300, script: Path = SCRIPT, **extra_env: str):
+    """Run the script to completion; returns the CompletedProcess (stdout and stderr as text)."""
+    return subprocess.run(command(*args, script=script), cwd=REPO, env=env(**extra_env),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def start(*args: str, stdout=None, **extra_env: str) -> subprocess.Popen:
+    return subprocess.Popen(command(*args), cwd=REPO, env=env(**extra_env), stdout=stdout,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def check(result) -> None:
+    """Fail with the process's output if it failed."""
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
+
+
+def results(model_dir: Path) -> dict:
+    return json.loads((model_dir / "results.json").read_text())
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def fashion_mnist_args(model_dir: Path, *extra: str) -> list[str]:
+    return ["--dataset=fashion_mnist", "--data_source=files", f"--model_dir={model_dir}", *extra]

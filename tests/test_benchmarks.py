@@ -1,0 +1,188 @@
+"""benchmarks/train_throughput.py, docs/make_performance.py and benchmarks/gpu_suite.sh (issue 10).
+
+The quick modes run as real processes on real frameworks; the tests check the JSON's shape and
+that every figure is positive and finite. The speed goals are checked by running the benchmark
+on a quiet machine, not here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARK = REPO / "benchmarks" / "train_throughput.py"
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+
+
+def load(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def env() -> dict:
+    base = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    base["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), base.get("PYTHONPATH", "")) if p)
+    return base
+
+
+def run(*command: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(list(command), check=False, cwd=REPO, env=env(), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def check(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
+
+
+def torch_available() -> bool:
+    return run("/usr/bin/python3", "-c", "import torch, torchvision", timeout=120).returncode == 0 \
+        if Path("/usr/bin/python3").exists() else False
+
+
+def assert_positive(value, where: str) -> None:
+    assert isinstance(value, (int, float)) and not isinstance(value, bool), (where, value)
+    assert math.isfinite(value) and value > 0, (where, value)
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory) -> tuple[dict, str, Path]:
+    """One --quick run of every section (TensorFlow backend): its JSON, stdout and path."""
+    if not FASHION_MNIST.exists():
+        pytest.fail(f"{FASHION_MNIST} missing: install Debian's dataset-fashion-mnist (.ci/run does)")
+    path = tmp_path_factory.mktemp("bench") / "quick.json"
+    result = run(sys.executable, str(BENCHMARK), "--quick", f"--json={path}")
+    check(result)
+    return json.loads(path.read_text()), result.stdout, path
+
+
+def test_quick_run_measures_every_section_with_positive_finite_figures(quick):
+    data, stdout, _ = quick
+    assert_positive(data["limit"]["tensorflow"]["float32"]["gflops"], "tensorflow matmul limit")
+    assert_positive(data["machine_limit"]["gflops"], "machine limit")
+
+    rows = {(r["net"], r["impl"]): r for r in data["training"]}
+    expected = {("resnet20", "ours"), ("resnet20", "reference")}
+    if torch_available():
+        assert data["torch"]["available"]
+        expected.add(("resnet20", "torch"))
+        assert_positive(data["limit"]["torch"]["float32"]["gflops"], "torch matmul limit")
+    else:
+        assert not data["torch"]["available"] and "PyTorch absent" in data["torch"]["note"]
+    assert set(rows) == expected
+    for key, row in rows.items():
+        for name in ("images_per_s", "gflops", "percent_of_limit", "macs_per_image"):
+            assert_positive(row[name], f"{key} {name}")
+        assert len(row["rounds"]) == data["settings"]["rounds"] == 2
+        for value in row["rounds"]:
+            assert_positive(value, f"{key} round")
+    # GFLOP/s come from the library's count of each net (the keras.io net adds 1x1 projections).
+    assert rows[("resnet20", "ours")]["macs_per_image"] == 40_551_040
+    assert rows[("resnet20", "reference")]["macs_per_image"] == 40_551_040 + 2 * (16 * 16 * 16 * 32)
+
+    trainer = data["trainer"]
+    for name in ("trainer_images_per_s", "bare_images_per_s", "evaluation_s_per_epoch"):
+        assert_positive(trainer[name], f"trainer {name}")
+    assert math.isfinite(trainer["overhead_percent"])
+    assert trainer["command"][:2] == ["python", "training/cifar10.py"]
+
+    serving = {r["impl"]: r for r in data["serving"]["rows"]}
+    assert set(serving) == {"ours", "reference"}
+    for impl, row in serving.items():
+        for name in ("p50_ms", "p99_ms", "batch_images_per_s", "export_s"):
+            assert_positive(row[name], f"serving {impl} {name}")
+        assert row["p99_ms"] >= row["p50_ms"]
+        assert row["latency_samples"] == 2 * data["settings"]["latency_calls"]
+
+    pipeline = data["pipeline"]["images_per_s_per_core"]
+    assert set(pipeline) == {"fused", "decode_only", "pil"}
+    for name, value in pipeline.items():
+        assert_positive(value, f"pipeline {name}")
+
+    goals = {g["key"]: g for g in data["goals"]}
+    assert {"resnet20_percent_of_limit", "trainer_overhead_percent",
+            "pipeline_over_pil", "pipeline_over_decode_only", "serving_p50_ratio"} <= set(goals)
+    assert all(isinstance(g["met"], bool) for g in goals.values())
+    assert data["machine"]["cpu_count"] == os.cpu_count()
+    # The printed table is the JSON's.
+    assert "### Goals" in stdout and "| resnet20 | keras.io-style | tensorflow |" in stdout
+
+
+def test_goals_compare_in_the_stated_direction():
+    benchmark = load(BENCHMARK)
+    training = [
+        {"net": "resnet50", "impl": impl, "framework": "tensorflow", "precision": "float32",
+         "xla": False, "images_per_s": rate, "percent_of_limit": 30.0}
+        for impl, rate in (("ours", 5.0), ("reference", 4.0))]
+    result = {"training": training, "trainer": {"overhead_percent": 7.0},
+              "serving": {"rows": [{"impl": "ours", "p50_ms": 80.0}, {"impl": "reference", "p50_ms": 100.0}]}}
+    goals = {g["key"]: g for g in benchmark.evaluate_goals(result)}
+    assert goals["resnet50_over_applications"]["value"] == pytest.approx(1.25)
+    assert goals["resnet50_over_applications"]["met"]
+    assert not goals["resnet50_percent_of_limit"]["met"]  # 30% < 40%
+    assert not goals["trainer_overhead_percent"]["met"]  # 7% > 5%
+    assert goals["serving_p50_ratio"]["met"] and goals["serving_p50_ratio"]["target"] == "<= 1"
+    assert benchmark.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0
+    assert benchmark.percentile([1.0, 2.0, 3.0, 4.0], 99) == 4.0
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--nets=resnet20,resnet999", "--nets=resnet20,resnet999: unknown ['resnet999']"),
+    ("--backends=mxnet", "--backends=mxnet: unknown ['mxnet']"),
+    ("--precisions=float8", "allowed: float32, bfloat16"),
+    ("--sections=", "--sections=: unknown empty"),
+    ("--cifar_batch=0", "--cifar_batch"),
+])
+def test_bad_flags_fail_with_a_clear_error(flag, message):
+    result = run(sys.executable, str(BENCHMARK), flag, timeout=120)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr[-2000:]
+
+
+def test_performance_page_is_generated_from_the_json(quick, tmp_path):
+    data, _, path = quick
+    out = tmp_path / "performance.md"
+    check(run(sys.executable, str(REPO / "docs" / "make_performance.py"), f"--json={path}",
+              f"--out={out}", timeout=120))
+    text = out.read_text()
+    assert text.startswith("# Performance")
+    assert f"{data['machine']['cpu']}, {data['machine']['cpu_count']} cores" in text
+    assert "python benchmarks/train_throughput.py --quick" in text
+    for goal in data["goals"]:
+        assert goal["goal"] in text
+    for row in data["training"]:
+        assert f"| {row['net']} | {row['implementation']} | {row['framework']} |" in text
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"machine": {}}))
+    result = run(sys.executable, str(REPO / "docs" / "make_performance.py"), f"--json={bad}",
+                 f"--out={tmp_path / 'x.md'}", timeout=120)
+    assert result.returncode == 2 and "not a train_throughput.py result" in result.stderr
+
+
+def test_gpu_suite_quick_runs_the_jax_path_on_cpu(tmp_path):
+    """The GPU suite's --quick mode on the CPU: Keras on JAX, bf16, and the trainer's JAX path."""
+    if not FASHION_MNIST.exists():
+        pytest.fail(f"{FASHION_MNIST} missing: install Debian's dataset-fashion-mnist (.ci/run does)")
+    result = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_suite.sh"), "--quick", str(tmp_path)],
+                            check=False, cwd=REPO, env=dict(env(), PYTHON=sys.executable), capture_output=True,
+                            text=True, timeout=900)
+    check(result)
+    data = json.loads((tmp_path / "train_batch8.json").read_text())
+    assert set(data["versions"]) >= {"jax"} and data["settings"]["precisions"] == ["bfloat16"]
+    for row in data["training"]:
+        assert row["precision"] == "bfloat16"
+        assert_positive(row["images_per_s"], row["id"])
+    assert {r["impl"] for r in data["training"] if r["framework"] == "jax"} == {"ours"}
+    schedule = json.loads((tmp_path / "resnet20_schedule.json").read_text())
+    assert schedule["steps"] == 4 and schedule["hardware"]["backend"] == "jax"
+    assert_positive(schedule["train_wall_s"], "schedule wall")

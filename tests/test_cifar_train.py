@@ -1,0 +1,231 @@
+"""`python training/cifar10.py` end to end, as real processes on real data (Sec. 4.2 recipe)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cifar_helpers as helpers
+from keras_resnet.training.trainer import list_checkpoints
+
+# Bars measured on this 2-core CPU (TF 2.21, Keras 3.15): FASHION_MNIST_ARGS gave 0.776 test
+# accuracy, the CIFAR-10 JPEG run below 0.310 (chance: 0.1). Asserted with a margin.
+FASHION_MNIST_BAR = 0.70
+CIFAR10_JPEG_BAR = 0.20
+# A short run: lr 0.02 (0.1 is too noisy for 150 steps), 28x28 images as they are.
+FASHION_MNIST_ARGS = ["--model=resnet20", "--max_train_examples=6000", "--max_test_examples=1000",
+                      "--validation_size=500", "--batch_size=64", "--train_steps=150",
+                      "--lr=0.02", "--lr_boundaries=100,130", "--noaugment", "--nopad_to_32",
+                      "--eval_batch_size=1000"]
+
+
+def _require_fashion_mnist():
+    if not (helpers.FASHION_MNIST / "train-images-idx3-ubyte.gz").exists():
+        pytest.fail(f"{helpers.FASHION_MNIST} missing: install Debian's dataset-fashion-mnist "
+                    f"(.ci/run does)")
+
+
+def test_resnet20_learns_real_fashion_mnist_and_writes_the_model_dir_contract(tmp_path):
+    _require_fashion_mnist()
+    import keras
+
+    from keras_resnet.layers import SubtractMean
+    from keras_resnet.training import cifar_data
+
+    model_dir = tmp_path / "fmnist"
+    result = helpers.run(*helpers.fashion_mnist_args(model_dir, *FASHION_MNIST_ARGS), timeout=600)
+    helpers.check(result)
+    results = helpers.results(model_dir)
+    print(f"Fashion-MNIST: test accuracy {1 - results['test_error']:.4f}, "
+          f"{results['train_wall_s']:.0f} s training")
+    assert results["steps"] == 150
+    assert 1 - results["test_error"] > FASHION_MNIST_BAR, results["test_error"]
+    summary = result.stdout.strip().splitlines()[-1]
+    assert summary.startswith("resnet20 on fashion_mnist: test error") and "150 steps" in summary
+    for key in ("train_wall_s", "images_per_s", "hardware", "flags"):
+        assert key in results
+    assert results["flags"]["batch_size"] == 64 and results["flags"]["model"] == "resnet20"
+
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    assert metadata["model"] == "resnet20" and metadata["dataset"] == "fashion_mnist"
+    assert metadata["image_size"] == [28, 28] and metadata["channels"] == 1
+    assert metadata["eval_resize"] is None and metadata["mean"] == "pixel"
+    assert metadata["backend"] == "tensorflow" and metadata["class_names"][9] == "Ankle boot"
+
+    with open(model_dir / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]  # 5500 // 64 = 85 steps per epoch
+    assert [int(r["step"]) for r in rows] == [85, 150]
+    assert float(rows[0]["lr"]) == pytest.approx(0.02) and float(rows[1]["lr"]) == pytest.approx(0.0002)
+    assert all(r["train_error"] and r["val_error"] and r["test_error"] for r in rows)
+    assert float(rows[-1]["test_error"]) == pytest.approx(results["test_error"], abs=1e-6)
+    tags = _tensorboard_tags(model_dir / "logs")
+    assert {"epoch_loss", "epoch_lr", "epoch_train_error", "epoch_test_error"} <= tags["train"]
+    assert "epoch_error" in tags["validation"]
+    assert {"loss", "lr", "train_error", "test_error"} <= tags["iterations"]
+    assert tags["graph"], "the model's graph is in the TensorBoard logs"
+    assert sorted(p.name for p in (model_dir / "checkpoints").glob("*.json")) == [
+        "ckpt-00000085.json", "ckpt-00000150.json"]
+
+    # model.keras predicts on raw pixels, with the training split's mean image inside.
+    model = keras.models.load_model(model_dir / "model.keras")
+    assert isinstance(model.layers[1], SubtractMean)
+    data = cifar_data.load("fashion_mnist", "files", None, 6000, 1000)
+    x_train, _, _, _ = cifar_data.split_validation(data.x_train, data.y_train, 500)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model.layers[1].mean),
+                               cifar_data.mean_image(x_train), rtol=1e-6)
+    probabilities = model.predict(data.x_test.astype("float32"), verbose=0)
+    assert probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-4)
+    accuracy = float(np.mean(probabilities.argmax(axis=1) == data.y_test))
+    assert accuracy == pytest.approx(1 - results["test_error"], abs=1e-3)
+
+
+def _tensorboard_tags(log_dir: Path) -> dict:
+    """Scalar tags per run folder of a TensorBoard log dir, and whether a graph was written."""
+    from tensorboard.backend.event_processing import event_accumulator
+
+    tags, graph = {}, False
+    for run in ("train", "validation", "iterations"):
+        accumulator = event_accumulator.EventAccumulator(str(log_dir / run), size_guidance={"tensors": 0})
+        accumulator.Reload()
+        tags[run] = set(accumulator.Tags()["tensors"]) | set(accumulator.Tags()["scalars"])
+        graph = graph or accumulator.Tags()["graph"]
+    return dict(tags, graph=graph)
+
+
+@pytest.fixture(scope="module")
+def cifar10_jpeg_subset(tmp_path_factory) -> Path:
+    """400 training and 100 test images per class from the JPEG copy of CIFAR-10."""
+    if not helpers.CIFAR_JPEG_TAR.exists():
+        pytest.fail(f"{helpers.CIFAR_JPEG_TAR} missing (the shared/ folder beside the repo)")
+    root = tmp_path_factory.mktemp("cifar10-jpeg")
+    limits = {"train": 400, "test": 100}
+    with tarfile.open(helpers.CIFAR_JPEG_TAR) as tar:
+        members = [m for m in tar if m.isfile() and m.name.endswith(".jpg")
+                   and int(Path(m.name).stem) < limits[Path(m.name).parts[1]]]
+        tar.extractall(root, members=members, filter="data")
+    return root / "cifar10-jpeg"
+
+
+def test_resnet20_learns_cifar10_jpeg_through_the_folder_source(tmp_path, cifar10_jpeg_subset):
+    model_dir = tmp_path / "cifar"
+    result = helpers.run("--dataset=cifar10", "--data_source=folder",
+                         f"--data_dir={cifar10_jpeg_subset}", f"--model_dir={model_dir}",
+                         "--model=resnet20", "--validation_size=0", "--batch_size=64",
+                         "--train_steps=100", "--lr=0.02", "--lr_boundaries=70,90", "--noaugment",
+                         "--eval_batch_size=1000",
+                         timeout=600)
+    helpers.check(result)
+    results = helpers.results(model_dir)
+    print(f"CIFAR-10 JPEG subset: test accuracy {1 - results['test_error']:.4f}, "
+          f"{results['train_wall_s']:.0f} s training")
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    assert metadata["train_examples"] == 4000 and metadata["test_examples"] == 1000
+    assert metadata["class_names"][:2] == ["airplane", "automobile"]
+    assert results["steps"] == 100
+    assert 1 - results["test_error"] > CIFAR10_JPEG_BAR, results["test_error"]
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*"))
+            if p.is_file()}
+
+
+def test_kill_9_mid_epoch_then_rerun_resumes_to_the_same_final_step(tmp_path):
+    _require_fashion_mnist()
+    model_dir = tmp_path / "killed"
+    args = helpers.fashion_mnist_args(
+        model_dir, "--model=resnet20", "--max_train_examples=576", "--max_test_examples=200",
+        "--validation_size=64", "--batch_size=32", "--train_steps=40", "--checkpoint_steps=5",
+        "--keep_checkpoints=100")  # 512 // 32 = 16 steps per epoch
+    with open(tmp_path / "first.log", "w") as log:
+        process = helpers.start(*args, stdout=log)
+        deadline = time.time() + 300
+        checkpoints = model_dir / "checkpoints"
+        while not (checkpoints / "ckpt-00000020.json").exists():
+            assert process.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            assert time.time() < deadline, "no checkpoint at step 20 in time"
+            time.sleep(0.2)
+        os.kill(process.pid, signal.SIGKILL)  # in epoch 2 (steps 16..32), after step 20
+        process.wait()
+    assert not (model_dir / "results.json").exists()
+    before = _files(model_dir)
+    before_checkpoints = list_checkpoints(str(checkpoints))
+    killed_at = before_checkpoints[-1][0]  # the newest complete checkpoint
+    assert 20 <= killed_at < 40
+
+    resumed = helpers.run(*args, timeout=300)
+    helpers.check(resumed)
+    assert f"Resuming from step {killed_at}" in resumed.stdout
+    results = helpers.results(model_dir)
+    assert results["steps"] == 40 and results["resumed_from_step"] == killed_at
+    after = _files(model_dir)
+    complete = {f"checkpoints/{Path(base).name}{suffix}" for _, base in before_checkpoints
+                for suffix in (".json", ".weights.h5")}
+    for name, content in before.items():  # complete checkpoints and logs from before the kill
+        if name in complete or name.startswith("logs/"):
+            assert after.get(name) == content, f"{name} changed or vanished"
+    with open(model_dir / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [16, 32, 40]
+    first_row = before["metrics.csv"].decode().splitlines()[1]
+    assert (model_dir / "metrics.csv").read_text().splitlines()[1] == first_row
+    steps = sorted(int(p.stem.split("-")[1]) for p in checkpoints.glob("*.json"))
+    assert steps == [5, 10, 15, 16, 20, 25, 30, 32, 35, 40]
+
+    again = helpers.run(*args, timeout=120)  # a finished run is not trained again
+    helpers.check(again)
+    assert "Already finished" in again.stdout
+    assert _files(model_dir) == after
+
+
+FLAG_PARSER = """
+import runpy, sys
+from absl import flags
+runpy.run_path(sys.argv[1], run_name="cifar10_flags")
+for bad in sys.argv[2:]:
+    try:
+        flags.FLAGS(["cifar10.py", "--model_dir=x", bad])
+        print("accepted", bad)
+    except flags.Error as error:
+        print(error)
+    flags.FLAGS.unparse_flags()
+"""
+
+
+def test_unknown_model_dataset_or_strategy_is_a_flag_error_listing_the_choices():
+    """The script's real absl flags, parsed in one process (as `app.run` parses them)."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", FLAG_PARSER, str(helpers.SCRIPT), "--model=resnet21",
+         "--dataset=imagenet", "--strategy=horovod", "--data_source=hub", "--model=resnet110"],
+        cwd=helpers.REPO, env=helpers.env(), capture_output=True, text=True, timeout=120)
+    helpers.check(result)
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("flag --model=resnet21: value should be one of")
+    assert "resnet110" in lines[0] and "plain56" in lines[0] and "resnet50" not in lines[0]
+    assert lines[1].startswith("flag --dataset=imagenet: value should be one of")
+    assert "cifar100" in lines[1] and "fashion_mnist" in lines[1]
+    assert lines[2].startswith("flag --strategy=horovod") and "multi_worker_mirrored" in lines[2]
+    assert lines[3].startswith("flag --data_source=hub") and "folder" in lines[3]
+    assert lines[4] == "accepted --model=resnet110"
+
+
+def test_missing_data_is_one_line_naming_the_path(tmp_path):
+    result = helpers.run(f"--model_dir={tmp_path / 'run'}", "--dataset=cifar10",
+                         f"--data_dir={tmp_path}", timeout=120)
+    assert result.returncode == 2
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: Data not found:") and str(tmp_path / "cifar-10-batches-py") in error
+    assert "Traceback" not in result.stderr

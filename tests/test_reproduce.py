@@ -1,0 +1,183 @@
+"""The reproduction runner `training/reproduce.py` (issue 9) end to end on its tiny suite: real
+trainer processes on a class-balanced subset of the CIFAR-10 JPEG copy, a real SIGKILL, and the
+report (Sec. 4.2's Table 6 columns, Fig. 6, Fig. 7) written from the runs' own files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cifar_helpers as helpers
+
+REPO = Path(__file__).resolve().parents[1]
+RUNNER = REPO / "training" / "reproduce.py"
+TINY_STEPS = 27  # 3 epochs of (10 x 35 - 50) // 32 = 9 steps
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def runner(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(RUNNER), *args], cwd=REPO, env=helpers.env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def files(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*"))
+            if p.is_file()}
+
+
+def percent(value: float) -> str:
+    return f"{100 * value:.2f}%"
+
+
+def metrics(model_dir: Path) -> list[dict]:
+    with open(model_dir / "metrics.csv") as f:
+        return [{k: float(v) for k, v in row.items() if v} for row in csv.DictReader(f)]
+
+
+@pytest.fixture(autouse=True)
+def _require_data():
+    if not helpers.CIFAR_JPEG_TAR.exists():
+        pytest.fail(f"{helpers.CIFAR_JPEG_TAR} missing (the shared/ folder beside the repo)")
+
+
+def test_tiny_suite_resumes_after_sigkill_skips_finished_runs_and_reports_their_numbers(tmp_path):
+    runs, docs = tmp_path / "runs", tmp_path / "docs"
+    args = ["--suite=tiny", f"--runs_dir={runs}", f"--docs_dir={docs}"]
+    plain, resnet = runs / "tiny" / "plain20", runs / "tiny" / "resnet20"
+
+    # 1. Killed (runner and trainer, SIGKILL) after the first epoch's checkpoint of the first run.
+    with open(tmp_path / "killed.log", "w") as log:
+        process = subprocess.Popen([sys.executable, str(RUNNER), *args, "--noreport"], cwd=REPO,
+                                   env=helpers.env(), stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        deadline = time.time() + 600
+        while not (plain / "checkpoints" / "ckpt-00000009.json").exists():
+            assert process.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
+            assert time.time() < deadline, "no checkpoint after the first epoch in time"
+            time.sleep(0.1)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert not (plain / "results.json").exists(), "the run finished before the kill"
+    assert not resnet.exists()
+    killed_at = max(int(p.stem.split("-")[1]) for p in (plain / "checkpoints").glob("*.json"))
+    assert 9 <= killed_at < TINY_STEPS
+
+    # The data: a class-balanced pool (30 training + 5 validation images per class), 10 test.
+    data = next((runs / "data").glob("cifar10-jpeg_*")) / "cifar10-jpeg"
+    for split, per_class in (("train", 35), ("test", 10)):
+        counts = [len(list(d.glob("*.jpg"))) for d in sorted((data / split).iterdir())]
+        assert counts == [per_class] * 10, (split, counts)
+
+    # 2. Restarted with the same flags: the killed run resumes, the second one trains.
+    second = runner(*args, "--noreport")
+    helpers.check(second)
+    assert "Using prepared data" in second.stdout
+    assert f"Resuming from step {killed_at}" in second.stdout
+    plain_results, resnet_results = helpers.results(plain), helpers.results(resnet)
+    assert plain_results["steps"] == resnet_results["steps"] == TINY_STEPS
+    assert plain_results["resumed_from_step"] == killed_at
+    assert resnet_results["resumed_from_step"] == 0
+    for model_dir in (plain, resnet):  # lr drops at 50% and 75% of training, one per epoch here
+        rows = metrics(model_dir)
+        assert [int(r["step"]) for r in rows] == [9, 18, 27]
+        np.testing.assert_allclose([r["lr"] for r in rows], [0.1, 0.01, 0.001])
+    trained = files(runs / "tiny")
+    assert not docs.exists()
+
+    # 3. Again: both runs are skipped untouched, and the report is written from their files.
+    third = runner(*args)
+    helpers.check(third)
+    assert "plain20: finished, skipped" in third.stdout
+    assert "resnet20: finished, skipped" in third.stdout
+    assert "Resuming" not in third.stdout and ": training (" not in third.stdout
+    assert files(runs / "tiny") == trained
+
+    report = (docs / "results.md").read_text()
+    section = report[report.index("## `tiny`"):]
+    for name, model_dir, results in (("plain-20", plain, plain_results),
+                                     ("ResNet-20", resnet, resnet_results)):
+        rows = metrics(model_dir)
+        best = min(rows, key=lambda r: (r["val_error"], r["epoch"]))
+        row = next(line for line in section.splitlines() if line.startswith(f"| {name} |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1:5] == ["20", "269,722", percent(rows[-1]["train_error"]),
+                              percent(results["test_error"])], row
+        assert cells[5] == (f"{int(best['epoch'])} ({percent(best['val_error'])} / "
+                            f"{percent(best['test_error'])})"), row
+        assert cells[6] == str(TINY_STEPS) and cells[7] == f"{results['train_wall_s'] / 60:.1f} min"
+    assert "| 8.75% |" in section.split("| ResNet-20 |")[1].splitlines()[0]  # Table 6
+    assert "300 training images" in section and "27 iterations of batch 32" in section
+
+    for png in ("fig6_tiny_plain.png", "fig6_tiny_resnet.png", "fig7_layer_responses_tiny.png"):
+        assert (docs / png).read_bytes()[:8] == PNG_SIGNATURE and f"({png})" in section
+    with open(docs / "fig7_layer_responses_tiny.csv") as f:
+        responses = list(csv.DictReader(f))
+    means = {}
+    for name in ("plain-20", "ResNet-20"):
+        layers = [r for r in responses if r["run"] == name]
+        assert [r["layer"] for r in layers][:3] == ["conv1_bn", "conv2_block1_1_bn",
+                                                    "conv2_block1_2_bn"]
+        assert len(layers) == 19  # the 3x3 layers of a 20-layer net (all but the fc layer)
+        stds = [float(r["std"]) for r in layers]
+        assert min(stds) > 0
+        assert sorted(int(r["sorted_rank"]) for r in layers) == list(range(1, 20))
+        means[name] = float(np.mean(stds))
+
+    # The claims' verdicts follow from the same numbers.
+    train_lower = metrics(resnet)[-1]["train_error"] < metrics(plain)[-1]["train_error"]
+    assert (f"- **{'shown' if train_lower else 'not shown'}**: ResNet-20 ends with a lower "
+            f"training error than plain-20: ResNet-20 {percent(metrics(resnet)[-1]['train_error'])}"
+            in section)
+    response_lower = means["ResNet-20"] < means["plain-20"]
+    assert (f"- **{'shown' if response_lower else 'not shown'}**: Fig. 7: ResNet-20's 3x3 "
+            f"responses are smaller than plain-20's: ResNet-20 {means['ResNet-20']:.4f} vs. "
+            f"plain-20 {means['plain-20']:.4f}" in section)
+    assert "## `cifar_small`" in report and "Not run yet" in report.split("## `fmnist`")[1]
+
+
+def test_unknown_suite_is_a_flag_error_listing_the_suites(tmp_path):
+    result = runner("--suite=cifar_huge", f"--runs_dir={tmp_path}", timeout=120)
+    assert result.returncode != 0
+    message = next(line for line in result.stderr.splitlines() if "--suite=cifar_huge" in line)
+    for suite in ("cifar_small", "fmnist", "paper"):
+        assert suite in message, message
+
+
+def test_a_model_outside_the_suite_is_refused_naming_the_allowed_models(tmp_path):
+    result = runner("--suite=tiny", "--models=resnet56", f"--runs_dir={tmp_path}", timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: --models=resnet56: resnet56 not in suite 'tiny'; allowed: plain20, resnet20.")
+    assert not any(tmp_path.iterdir())
+
+
+def test_missing_cifar_archive_is_one_line_naming_the_flag_and_path(tmp_path):
+    missing = tmp_path / "nowhere.tar.gz"
+    result = runner("--suite=tiny", f"--runs_dir={tmp_path}", f"--cifar_tar={missing}", timeout=120)
+    assert result.returncode == 2
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"error: --cifar_tar={missing}: no such file"), error
+
+
+def test_a_model_dir_started_with_other_flags_is_refused_not_resumed(tmp_path):
+    model_dir = tmp_path / "tiny" / "plain20"
+    model_dir.mkdir(parents=True)
+    started = {"model": "plain20", "dataset": "cifar10", "seed": 0,
+               "verbose": 2, "validation_size": 50, "epochs": 5, "batch_size": 32, "lr": 0.1,
+               "weight_decay": 0.0001}
+    (model_dir / "runner.json").write_text(json.dumps(started))
+    result = runner("--suite=tiny", f"--runs_dir={tmp_path}", "--noreport", timeout=300)
+    assert result.returncode == 2
+    error = result.stderr.strip().splitlines()[-1]
+    assert f"{model_dir} was started with other flags (--epochs=5; this suite asks --epochs=3)" \
+        in error, error
+    assert sorted(p.name for p in model_dir.iterdir()) == ["runner.json"]

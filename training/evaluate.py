@@ -1,0 +1,98 @@
+r"""Evaluate a trained ImageNet model: top-1 / top-5 error with the testing of Sec. 3.4 / 4.1.
+
+    python training/evaluate.py --model_dir=gs://bucket/runs/r50 --data_dir=gs://bucket/imagenet \
+        --modes=1crop,10crop,multiscale
+
+1crop: shorter side 256, centre 224 crop. 10crop: the 4 corners and centre of the 256-image and
+their flips, softmax averaged. multiscale: the whole image, fully convolutional, at shorter sides
+{224, 256, 384, 480, 640}, scores averaged. All lengths scale with the model's image size / 224.
+Reads model.keras and metadata.json from --model_dir (or a .keras file given by --model_path with
+--image_size); writes the errors to evaluation.json (or --output).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import keras
+import tensorflow as tf
+from absl import app, flags
+
+from keras_resnet.training import evaluation
+from keras_resnet.training import imagenet_input as data
+
+flags.DEFINE_string("model_dir", None, "A training model_dir (model.keras, metadata.json).")
+flags.DEFINE_string("model_path", None, "A .keras file (instead of --model_dir); needs --image_size.")
+flags.DEFINE_string("data_dir", None, "TFRecord shards, image folder or TFDS data dir.", required=True)
+flags.DEFINE_enum("data_source", "auto", list(data.SOURCES), "Data source (auto: detect).")
+flags.DEFINE_string("tfds_manual_dir", None, "TFDS manual download dir.")
+flags.DEFINE_list("modes", list(evaluation.MODES), f"Any of {', '.join(evaluation.MODES)}.")
+flags.DEFINE_integer("image_size", None, "Crop size the model was trained at (default: metadata.json).",
+                     lower_bound=32)
+flags.DEFINE_integer("batch_size", 32, "Images per batch (10crop runs 10x as many crops).",
+                     lower_bound=1)
+flags.DEFINE_integer("max_images", None, "Evaluate only the first N validation images.",
+                     lower_bound=1)
+flags.DEFINE_string("output", None, "Results JSON (default: evaluation.json beside the model).")
+FLAGS = flags.FLAGS
+
+
+def main(argv: list[str]) -> int:
+    del argv
+    try:
+        return run()
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _load() -> tuple[keras.Model, dict, str]:
+    """The model, its metadata ({} without a model_dir) and the default output directory."""
+    if bool(FLAGS.model_dir) == bool(FLAGS.model_path):
+        raise ValueError("give exactly one of --model_dir (a training model_dir) and --model_path "
+                         "(a .keras file).")
+    if FLAGS.model_path:
+        if not FLAGS.image_size:
+            raise ValueError(f"--model_path={FLAGS.model_path} needs --image_size (no metadata.json).")
+        return keras.saving.load_model(FLAGS.model_path), {}, os.path.dirname(FLAGS.model_path)
+    model_path = os.path.join(FLAGS.model_dir, "model.keras")
+    metadata_path = os.path.join(FLAGS.model_dir, "metadata.json")
+    for path in (model_path, metadata_path):
+        if not tf.io.gfile.exists(path):
+            raise FileNotFoundError(f"--model_dir={FLAGS.model_dir}: no {os.path.basename(path)} "
+                                    f"({path}); is the training run finished?")
+    with tf.io.gfile.GFile(metadata_path) as f:
+        metadata = json.load(f)
+    return keras.saving.load_model(model_path), metadata, FLAGS.model_dir
+
+
+def run() -> int:
+    unknown = [m for m in FLAGS.modes if m not in evaluation.MODES]
+    if unknown or not FLAGS.modes:
+        raise ValueError(f"--modes={','.join(FLAGS.modes)}: unknown or empty {unknown}; allowed: "
+                         f"{', '.join(evaluation.MODES)}.")
+    model, metadata, out_dir = _load()
+    size = FLAGS.image_size or metadata["image_size"][0]
+    info = data.describe_data(FLAGS.data_dir, FLAGS.data_source, FLAGS.tfds_manual_dir)
+    trained = metadata.get("class_names")
+    if trained is not None and list(trained) != list(info.class_names):
+        raise ValueError(f"--data_dir={FLAGS.data_dir}: its {info.num_classes} classes differ from the "
+                         f"{len(trained)} the model was trained on (metadata.json class_names).")
+    examples = data.encoded_examples(info, "validation", False, tfds_manual_dir=FLAGS.tfds_manual_dir)
+    if FLAGS.max_images:
+        examples = examples.take(FLAGS.max_images)
+    results = evaluation.evaluate(model, examples, size, FLAGS.modes,
+                                  resize=metadata.get("eval_resize"), batch_size=FLAGS.batch_size)
+    output = FLAGS.output or os.path.join(out_dir, evaluation.RESULTS_FILE)
+    evaluation.write_results(output, results)
+    for mode, result in results.items():
+        print(f"{mode:10s} top-1 error {100 * result['top1_error']:6.2f}%  top-5 error "
+              f"{100 * result['top5_error']:6.2f}%  ({result['images']} images)")
+    print(f"wrote {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
