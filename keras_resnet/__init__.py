@@ -4,7 +4,7 @@
 ResNet-18/34, the plain nets, the CIFAR nets of Sec. 4.2 and the shortcut options A/B/C.
 """
 
-from keras_resnet import layers
+from keras_resnet import layers, losses, models
 from keras_resnet.flops import count_flops
 from keras_resnet.models import (
     ResNet18,
@@ -35,31 +35,4 @@ from keras_resnet.models import (
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "count_flops",
-    "get_model",
-    "get_spec",
-    "layers",
-    "list_models",
-    "ResNet18",
-    "ResNet34",
-    "ResNet50",
-    "ResNet101",
-    "ResNet152",
-    "Plain18",
-    "Plain34",
-    "Plain50",
-    "Plain101",
-    "Plain152",
-    "ResNet20",
-    "ResNet32",
-    "ResNet44",
-    "ResNet56",
-    "ResNet110",
-    "ResNet1202",
-    "Plain20",
-    "Plain32",
-    "Plain44",
-    "Plain56",
-    "Plain110",
-]
+__all__ = ["count_flops", "layers", "losses", *models.__all__]

@@ -46,8 +46,9 @@ WARMUP_FILE = "tf_serving_warmup_requests"
 MODELS_CONFIG = "models.config"
 FORMATS = "JPEG, PNG, BMP or GIF"
 IMAGENET_CLASSES_FILE = Path(__file__).parent / "data" / "imagenet_classes.json"
-# Native image sizes of the datasets the CIFAR trainer zero-pads to the model's size (--pad_to_32).
-PADDED_DATASETS = {"fashion_mnist": (28, 28)}
+# For model_dirs written before metadata.json recorded `padded_from`: the datasets the CIFAR
+# trainer then zero-padded to the model's size (--pad_to_32), with their native size.
+LEGACY_PADDED_DATASETS = {"fashion_mnist": (28, 28)}
 
 _VERSION_NAME = re.compile(r"[1-9][0-9]*")
 # Magic numbers of the formats, indexed by the format codes below.
@@ -120,6 +121,23 @@ def imagenet_classes() -> dict[str, list[str]]:
     """The 1000 ImageNet classes in training order: `synsets` (WordNet ids) and `names`."""
     table = json.loads(IMAGENET_CLASSES_FILE.read_text())
     return {"synsets": table["synsets"], "names": table["names"]}
+
+
+def padded_from_metadata(metadata: dict[str, Any]) -> tuple[int, int] | None:
+    """The native (height, width) of images the trainer zero-padded to `image_size`, or None.
+
+    metadata.json's `padded_from` says it; a model_dir without the key (written before it was
+    recorded) falls back to `LEGACY_PADDED_DATASETS`.
+    """
+    if "padded_from" in metadata:
+        native = metadata["padded_from"]
+        if native is None:
+            return None
+        if len(native) != 2:
+            raise ValueError(f"metadata padded_from={native!r}: must be [height, width] or null.")
+        return int(native[0]), int(native[1])
+    native = LEGACY_PADDED_DATASETS.get(metadata.get("dataset"))
+    return native if native and list(native) != list(metadata["image_size"]) else None
 
 
 def _require_tensorflow_backend() -> None:
@@ -266,8 +284,7 @@ class ServingModule(tf.Module):
         self.image_size = (height, width)
         self.channels = int(metadata["channels"])
         self.eval_resize = metadata.get("eval_resize")
-        native = PADDED_DATASETS.get(metadata.get("dataset"))
-        self.padded_from = native if native and native != self.image_size else None
+        self.padded_from = padded_from_metadata(metadata)
         self.max_image_pixels = int(max_image_pixels)
         expected = (None, height, width, self.channels)
         if tuple(model.input_shape) != expected:

@@ -158,6 +158,21 @@ def test_45k_5k_split_and_mean_image_of_the_training_part_only():
     assert cifar_data.split_validation(x, y, 0)[2] is None
 
 
+def test_validation_per_class_holds_out_the_same_number_of_images_of_each_class():
+    y = np.repeat([0, 1, 2], [30, 50, 20])  # imbalanced classes
+    x = np.arange(len(y)).reshape(-1, 1, 1, 1)
+    x_train, y_train, x_val, y_val = cifar_data.split_validation_per_class(x, y, 5)
+    assert np.bincount(y_val).tolist() == [5, 5, 5]
+    assert np.bincount(y_train).tolist() == [25, 45, 15]
+    assert sorted(np.concatenate([x_train, x_val]).ravel().tolist()) == list(range(len(y)))
+    np.testing.assert_array_equal(cifar_data.split_validation_per_class(x, y, 5)[2], x_val)
+    assert not np.array_equal(cifar_data.split_validation_per_class(x, y, 5, seed=1)[2], x_val)
+    assert cifar_data.split_validation_per_class(x, y, 0)[2] is None
+    with pytest.raises(DataError, match=r"--validation_per_class=20: must be below the 20 "
+                                        r"training images of class 2"):
+        cifar_data.split_validation_per_class(x, y, 20)
+
+
 def _check_crops(images, augmented):
     """Each output is a 32x32 window at offsets 0..8 of the 4-padded image, or its mirror."""
     padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0))).astype(np.float32)

@@ -58,6 +58,7 @@ def test_resnet20_learns_real_fashion_mnist_and_writes_the_model_dir_contract(tm
     assert metadata["model"] == "resnet20" and metadata["dataset"] == "fashion_mnist"
     assert metadata["image_size"] == [28, 28] and metadata["channels"] == 1
     assert metadata["eval_resize"] is None and metadata["mean"] == "pixel"
+    assert metadata["padded_from"] is None  # --nopad_to_32
     assert metadata["backend"] == "tensorflow" and metadata["class_names"][9] == "Ankle boot"
 
     with open(model_dir / "metrics.csv") as f:
@@ -229,3 +230,128 @@ def test_missing_data_is_one_line_naming_the_path(tmp_path):
     error = result.stderr.strip().splitlines()[-1]
     assert error.startswith("error: Data not found:") and str(tmp_path / "cifar-10-batches-py") in error
     assert "Traceback" not in result.stderr
+
+
+def test_jax_backend_with_tensorflow_installed_trains_logs_and_resumes(tmp_path):
+    """KERAS_BACKEND=jax with TensorFlow importable: TensorBoard scalars are written (no graph:
+    that needs tf.function), a rerun with more steps resumes from the checkpoint, and
+    --label_smoothing trains under JAX and reaches results.json."""
+    _require_fashion_mnist()
+    pytest.importorskip("jax")
+    model_dir = tmp_path / "jax"
+    args = helpers.fashion_mnist_args(
+        model_dir, "--model=resnet20", "--max_train_examples=128", "--max_test_examples=32",
+        "--validation_size=32", "--batch_size=16", "--eval_batch_size=32", "--log_steps=1",
+        "--label_smoothing=0.1")
+    first = helpers.run(*args, "--train_steps=3", timeout=180, KERAS_BACKEND="jax")
+    helpers.check(first)
+    assert helpers.results(model_dir)["hardware"]["backend"] == "jax"
+    resumed = helpers.run(*args, "--train_steps=5", timeout=180, KERAS_BACKEND="jax")
+    helpers.check(resumed)
+    assert "Resuming from step 3" in resumed.stdout
+    results = helpers.results(model_dir)
+    assert results["steps"] == 5 and results["resumed_from_step"] == 3
+    assert results["flags"]["label_smoothing"] == 0.1
+    assert [p.name for p in sorted((model_dir / "checkpoints").glob("*.json"))] == [
+        "ckpt-00000003.json", "ckpt-00000005.json"]
+    tags = _tensorboard_tags(model_dir / "logs")
+    assert {"loss", "lr", "train_error"} <= tags["iterations"] and not tags["graph"]
+
+
+def test_label_smoothing_loss_equals_the_smoothed_cross_entropy_formula():
+    """(1 - e) * (-log p_y) + e * mean_k(-log p_k), averaged over the batch, on probabilities."""
+    from keras_resnet.training import trainer
+
+    p = np.array([[0.7, 0.1, 0.1, 0.1], [0.2, 0.5, 0.2, 0.1], [0.05, 0.05, 0.3, 0.6]], "float32")
+    y = np.array([0, 2, 3])
+    for e in (0.0, 0.1, 0.5):
+        expected = np.mean((1 - e) * -np.log(p[np.arange(3), y]) + e * np.mean(-np.log(p), axis=1))
+        loss = trainer.training_loss(e)
+        assert float(loss(y, p)) == pytest.approx(expected, rel=1e-5)
+        assert float(loss(y[:, None], p)) == pytest.approx(expected, rel=1e-5)
+    assert isinstance(trainer.training_loss(0.1), trainer.SparseLabelSmoothingCrossentropy)
+    restored = trainer.SparseLabelSmoothingCrossentropy.from_config(
+        trainer.training_loss(0.1).get_config())
+    assert restored.label_smoothing == 0.1
+    for bad in (1.0, -0.1):
+        with pytest.raises(trainer.UsageError,
+                           match=rf"label_smoothing={bad}; allowed: 0 <= label_smoothing < 1"):
+            trainer.training_loss(bad)
+
+
+def test_label_smoothing_outside_0_1_is_a_flag_error():
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", FLAG_PARSER, str(helpers.SCRIPT), "--label_smoothing=1.0",
+         "--label_smoothing=-0.1", "--label_smoothing=0.1"],
+        cwd=helpers.REPO, env=helpers.env(), capture_output=True, text=True, timeout=120)
+    helpers.check(result)
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "flag --label_smoothing=1.0: --label_smoothing must satisfy 0 <= value < 1."
+    assert lines[1] == "flag --label_smoothing=-0.1: --label_smoothing must satisfy 0 <= value < 1."
+    assert lines[2] == "accepted --label_smoothing=0.1"
+
+
+def test_ram_filesystem_model_dir_trains_writes_the_contract_and_resumes():
+    """A non-local model_dir (TensorFlow's in-memory ram://, through tf.io.gfile as gs:// would
+    go): checkpoints, metrics.csv, JSON files, logs and model.keras are written there, and a
+    second run() in the same process (ram:// lives in the process) resumes from its checkpoint."""
+    import keras
+    import tensorflow as tf
+
+    from keras_resnet.training import cifar_data, distribute, schedules, trainer
+
+    model_dir = f"ram://model_dirs/run-{os.getpid()}-{time.time_ns()}"
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 255, (64, 8, 8, 1)).astype("float32"), rng.integers(0, 3, 64)
+
+    def build_model():
+        inputs = keras.Input((8, 8, 1))
+        return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(
+            keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))))
+
+    def config(total_steps: int) -> trainer.TrainConfig:
+        return trainer.TrainConfig(model_dir=model_dir, total_steps=total_steps, steps_per_epoch=4,
+                                   global_batch=16, schedule=schedules.cifar_schedule(0.1, [100]),
+                                   verbose=0, metadata={"model": "tiny", "dataset": "random"})
+
+    data = trainer.TrainData(
+        train=lambda first, count: cifar_data.tf_train_dataset(x, y, 16, 0, first, count, False),
+        num_train_examples=64, validation=(x[:16], y[:16]), test=(x[:16], y[:16]))
+    first = trainer.run(config(4), distribute.get_distribution(), build_model, data)
+    assert first["steps"] == 4 and first["model_dir"] == model_dir
+    resumed = trainer.run(config(6), distribute.get_distribution(), build_model, data)
+    assert resumed["steps"] == 6 and resumed["resumed_from_step"] == 4
+    assert trainer.read_json(f"{model_dir}/results.json")["steps"] == 6
+    assert trainer.read_json(f"{model_dir}/metadata.json")["dataset"] == "random"
+    assert [row["step"] for row in trainer.read_metrics_csv(f"{model_dir}/metrics.csv")] == [4, 6]
+    assert [step for step, _ in trainer.list_checkpoints(f"{model_dir}/checkpoints")] == [4, 6]
+    assert sorted(trainer.list_dir(f"{model_dir}/logs")) == ["iterations", "train", "validation"]
+    assert tf.io.gfile.glob(f"{model_dir}/logs/iterations/events.out.tfevents.*")
+    model = keras.saving.load_model(f"{model_dir}/model.keras")
+    np.testing.assert_allclose(model.predict(x[:4], verbose=0).sum(axis=1), 1.0, rtol=1e-5)
+    for directory in (model_dir, f"{model_dir}/checkpoints"):
+        assert not [n for n in trainer.list_dir(directory) if ".tmp-" in n]
+
+
+def test_validation_size_and_validation_per_class_together_is_a_one_line_error(tmp_path):
+    _require_fashion_mnist()
+    result = helpers.run(*helpers.fashion_mnist_args(
+        tmp_path / "run", "--max_train_examples=100", "--validation_size=10",
+        "--validation_per_class=1"), timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: --validation_size=10 and --validation_per_class=1: give one of them.")
+
+
+def test_validation_per_class_run_holds_out_that_many_images_per_class(tmp_path):
+    _require_fashion_mnist()
+    model_dir = tmp_path / "run"
+    result = helpers.run(*helpers.fashion_mnist_args(
+        model_dir, "--max_train_examples=200", "--max_test_examples=20", "--validation_per_class=3",
+        "--batch_size=32", "--train_steps=1", "--eval_batch_size=100"), timeout=180)
+    helpers.check(result)
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    assert metadata["validation_examples"] == 30 and metadata["train_examples"] == 170

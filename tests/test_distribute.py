@@ -49,6 +49,17 @@ def test_mirrored_over_2_cpu_devices_follows_the_single_device_loss_trajectory(t
     assert single_losses[0] > single_losses[-1]
 
 
+def test_label_smoothing_trains_under_mirrored_and_reaches_results_json(tmp_path):
+    result = helpers.run(*helpers.fashion_mnist_args(
+        tmp_path, *SMALL_RUN, "--train_steps=4", "--strategy=mirrored", "--num_cpu_devices=2",
+        "--label_smoothing=0.2"), timeout=300)
+    helpers.check(result)
+    results = helpers.results(tmp_path)
+    assert results["flags"]["label_smoothing"] == 0.2 and results["steps"] == 4
+    assert results["distribution"]["num_replicas"] == 2
+    assert np.isfinite(_losses(tmp_path)).all() and np.isfinite(results["test_loss"])
+
+
 def test_batch_not_dividing_over_2_replicas_is_a_clear_error(tmp_path):
     result = helpers.run(*helpers.fashion_mnist_args(tmp_path, "--strategy=mirrored",
                                                      "--num_cpu_devices=2", "--batch_size=33"))

@@ -297,6 +297,7 @@ def test_predict_images_equals_keras_on_the_same_pixels(request, name):
 
 def test_trainer_fashion_model_serves_png_bmp_gif_jpeg_like_its_padded_test_pixels(fashion):
     assert fashion.metadata["image_size"] == [32, 32] and fashion.metadata["channels"] == 1
+    assert fashion.metadata["padded_from"] == [28, 28]
     images, labels = read_fashion_test(200)
     padded = np.pad(images, ((0, 0), (2, 2), (2, 2)))[..., None].astype("float32")  # pad_to_32
     expected = fashion.model.predict(padded, verbose=0)
@@ -316,6 +317,36 @@ def test_trainer_fashion_model_serves_png_bmp_gif_jpeg_like_its_padded_test_pixe
     assert outputs["class_names"][:, 0].astype(str).tolist() == [names[c] for c in top]
     accuracy = np.mean(top == labels)
     assert accuracy > 0.2, f"served accuracy {accuracy:.2f} after 40 training steps (chance 0.1)"
+
+
+def test_trainer_fashion_model_without_padding_serves_28x28_png_like_keras(tmp_path):
+    """--nopad_to_32: metadata.json records no padding and the export feeds 28x28 as they are."""
+    model_dir = tmp_path / "run"
+    trained = run_python(["training/cifar10.py", "--model=resnet20", "--dataset=fashion_mnist",
+                          "--nopad_to_32", "--train_steps=5", "--batch_size=64",
+                          "--max_train_examples=320", "--max_test_examples=20",
+                          "--validation_size=0", "--verbose=0", f"--model_dir={model_dir}"])
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    model, metadata = export.load_model_dir(model_dir)
+    assert metadata["image_size"] == [28, 28] and metadata["padded_from"] is None
+    version_dir = export.export_saved_model(model, metadata, tmp_path / "saved_models" / "fashion")
+    images, _ = read_fashion_test(20)
+    expected = model.predict(images[..., None].astype("float32"), verbose=0)
+    outputs = serve(tf.saved_model.load(str(version_dir)), [encode(i, "PNG") for i in images])
+    np.testing.assert_allclose(outputs["probabilities"], expected, rtol=0, atol=TOLERANCE)
+
+
+@pytest.mark.parametrize("metadata, expected", [
+    ({"dataset": "fashion_mnist", "image_size": [32, 32], "padded_from": [28, 28]}, (28, 28)),
+    ({"dataset": "fashion_mnist", "image_size": [28, 28], "padded_from": None}, None),
+    ({"dataset": "cifar10", "image_size": [32, 32], "padded_from": [24, 24]}, (24, 24)),
+    # model_dirs from before padded_from was recorded
+    ({"dataset": "fashion_mnist", "image_size": [32, 32]}, (28, 28)),
+    ({"dataset": "fashion_mnist", "image_size": [28, 28]}, None),
+    ({"dataset": "cifar10", "image_size": [32, 32]}, None),
+])
+def test_padding_comes_from_metadata_padded_from_else_the_legacy_table(metadata, expected):
+    assert export.padded_from_metadata(metadata) == expected
 
 
 def test_export_script_reports_the_version_and_writes_models_config(fashion):

@@ -91,3 +91,13 @@ def test_layer_responses_are_the_std_after_bn_of_every_3x3_layer_in_network_orde
     assert sorted(ranks) == list(range(1, 20))
     assert [stds[ranks.index(k)] for k in range(1, 20)] == sorted(stds, reverse=True)
     assert (tmp_path / "fig7.png").stat().st_size > 10000
+
+
+def test_layer_responses_figure_carries_the_given_title(tmp_path):
+    responses = {"plain-20": [("a_bn", 1.0), ("b_bn", 0.5)], "ResNet-20": [("a_bn", 0.4), ("b_bn", 0.6)]}
+    figure = figures.layer_responses_figure(responses, "3x3 layer responses, 3 epochs of 350 images")
+    assert figure.axes[0].get_title() == "3x3 layer responses, 3 epochs of 350 images"
+    assert figures.layer_responses_figure(responses).axes[0].get_title() == ""
+    figures.write_layer_responses(responses, str(tmp_path / "fig7.png"), str(tmp_path / "fig7.csv"),
+                                  title="a title")
+    assert (tmp_path / "fig7.png").stat().st_size > 10000

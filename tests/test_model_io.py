@@ -124,3 +124,14 @@ def test_tensorflow_and_jax_backends_agree_on_the_same_weights(tmp_path):
     for i, model in enumerate(models):
         expected = model.predict(np.load(tmp_path / f"{i}.x.npy"), verbose=0)
         np.testing.assert_allclose(np.load(tmp_path / f"{i}.y.npy"), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_model_compiled_with_label_smoothing_loads_where_keras_resnet_is_imported(tmp_path):
+    model = keras_resnet.ResNet20()
+    model.compile("sgd", keras_resnet.losses.SparseLabelSmoothingCrossentropy(0.1))
+    model.save(tmp_path / "smoothed.keras")
+    script = ("import sys, keras, keras_resnet; m = keras.models.load_model(sys.argv[1]); "
+              "print(type(m.loss).__name__, m.loss.label_smoothing)")
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "smoothed.keras")],
+                            capture_output=True, text=True, check=True, timeout=300)
+    assert result.stdout.split() == ["SparseLabelSmoothingCrossentropy", "0.1"]

@@ -172,7 +172,7 @@ def test_a_model_dir_started_with_other_flags_is_refused_not_resumed(tmp_path):
     model_dir = tmp_path / "tiny" / "plain20"
     model_dir.mkdir(parents=True)
     started = {"model": "plain20", "dataset": "cifar10", "seed": 0,
-               "verbose": 2, "validation_size": 50, "epochs": 5, "batch_size": 32, "lr": 0.1,
+               "verbose": 2, "validation_per_class": 5, "epochs": 5, "batch_size": 32, "lr": 0.1,
                "weight_decay": 0.0001}
     (model_dir / "runner.json").write_text(json.dumps(started))
     result = runner("--suite=tiny", f"--runs_dir={tmp_path}", "--noreport", timeout=300)
@@ -181,3 +181,15 @@ def test_a_model_dir_started_with_other_flags_is_refused_not_resumed(tmp_path):
     assert f"{model_dir} was started with other flags (--epochs=5; this suite asks --epochs=3)" \
         in error, error
     assert sorted(p.name for p in model_dir.iterdir()) == ["runner.json"]
+
+
+def test_run_flags_ask_the_trainer_for_a_class_balanced_validation_split():
+    code = ("import json, runpy, sys; m = runpy.run_path(sys.argv[1], run_name='reproduce'); "
+            "print(json.dumps({n: m['run_flags'](s, 'resnet20') for n, s in m['SUITES'].items()}))")
+    result = subprocess.run([sys.executable, "-c", code, str(RUNNER)], cwd=REPO, env=helpers.env(),
+                            capture_output=True, text=True, timeout=120)
+    helpers.check(result)
+    flags = json.loads(result.stdout.strip().splitlines()[-1])
+    assert flags["tiny"]["validation_per_class"] == 5 and "validation_size" not in flags["tiny"]
+    for name, run in flags.items():
+        assert "validation_size" not in run, name

@@ -30,6 +30,9 @@ flags.DEFINE_string("data_dir", None, "Data location (Fashion-MNIST files defaul
                     f"{cifar_data.FASHION_MNIST_DIR}).")
 flags.DEFINE_integer("validation_size", 5000, "Training images held out for validation (Sec. 4.2: "
                      "45k/5k).", lower_bound=0)
+flags.DEFINE_integer("validation_per_class", None, "Hold out this many training images of each "
+                     "class for validation instead (a class-balanced --validation_size).",
+                     lower_bound=0)
 flags.DEFINE_bool("train_on_all", False, "Train on all training images (no validation split).")
 flags.DEFINE_list("lr_boundaries", ["32000", "48000"], "Steps at which the lr is divided by 10. "
                   "If not given and the run is not 64k steps, scaled to 1/2 and 3/4 of the run.")
@@ -62,11 +65,21 @@ def train() -> int:
     data = cifar_data.load(FLAGS.dataset, FLAGS.data_source, FLAGS.data_dir,
                            FLAGS.max_train_examples, FLAGS.max_test_examples)
     x_train, x_test = data.x_train, data.x_test
+    padded_from = None  # the native size of images zero-padded to 32x32, for export
     if FLAGS.pad_to_32 and x_train.shape[1] < 32:
+        padded_from = [int(v) for v in x_train.shape[1:3]]
         x_train, x_test = cifar_data.pad_to(x_train, 32), cifar_data.pad_to(x_test, 32)
-    validation_size = 0 if FLAGS.train_on_all else FLAGS.validation_size
-    x_train, y_train, x_val, y_val = cifar_data.split_validation(
-        x_train, data.y_train, validation_size)
+    if FLAGS.validation_per_class is not None and FLAGS["validation_size"].present:
+        raise UsageError(f"--validation_size={FLAGS.validation_size} and --validation_per_class="
+                         f"{FLAGS.validation_per_class}: give one of them.")
+    if FLAGS.train_on_all:
+        x_train, y_train, x_val, y_val = x_train, data.y_train, None, None
+    elif FLAGS.validation_per_class is not None:
+        x_train, y_train, x_val, y_val = cifar_data.split_validation_per_class(
+            x_train, data.y_train, FLAGS.validation_per_class)
+    else:
+        x_train, y_train, x_val, y_val = cifar_data.split_validation(
+            x_train, data.y_train, FLAGS.validation_size)
     mean = cifar_data.mean_image(x_train)
     batch = FLAGS.batch_size
     if len(x_train) < batch:
@@ -107,10 +120,12 @@ def train() -> int:
         mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
         steps_per_execution=FLAGS.steps_per_execution, keep_checkpoints=FLAGS.keep_checkpoints,
         checkpoint_steps=FLAGS.checkpoint_steps, log_steps=FLAGS.log_steps,
-        verbose=FLAGS.verbose, seed=seed, flags=flag_values_dict(),
+        verbose=FLAGS.verbose, seed=seed, label_smoothing=FLAGS.label_smoothing,
+        flags=flag_values_dict(),
         metadata={"model": FLAGS.model, "dataset": FLAGS.dataset,
                   "class_names": data.class_names, "image_size": list(image_shape[:2]),
-                  "channels": int(image_shape[2]), "eval_resize": None, "mean": "pixel",
+                  "channels": int(image_shape[2]), "padded_from": padded_from,
+                  "eval_resize": None, "mean": "pixel",
                   "data_source": FLAGS.data_source, "train_examples": len(x_train),
                   "validation_examples": 0 if x_val is None else len(x_val),
                   "test_examples": len(x_test)},

@@ -146,7 +146,7 @@ def train() -> int:
         mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
         steps_per_execution=FLAGS.steps_per_execution, keep_checkpoints=FLAGS.keep_checkpoints,
         checkpoint_steps=FLAGS.checkpoint_steps, log_steps=FLAGS.log_steps, verbose=FLAGS.verbose,
-        seed=FLAGS.seed, flags=flag_values_dict(),
+        seed=FLAGS.seed, label_smoothing=FLAGS.label_smoothing, flags=flag_values_dict(),
         metadata={"model": FLAGS.model, "dataset": info.dataset, "class_names": list(info.class_names),
                   "image_size": [size, size], "channels": 3, "eval_resize": data.eval_resize(size),
                   "mean": FLAGS.mean, "data_source": info.source, "crop": FLAGS.crop,

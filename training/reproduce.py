@@ -51,8 +51,8 @@ class RunnerError(RuntimeError):
 class DataSpec:
     """A suite's images. CIFAR-10 suites draw a seeded class-balanced pool of
     `train_per_class + validation_per_class` training images per class from the JPEG copy (None:
-    all 5,000); the trainer then holds out `10 * validation_per_class` of the pool at random for
-    validation (Sec. 4.2's 45k/5k split, at this scale)."""
+    all 5,000); the trainer then holds out `validation_per_class` random images of each class of
+    the pool for validation (--validation_per_class: Sec. 4.2's 45k/5k split, class-balanced)."""
 
     dataset: str  # training/cifar10.py --dataset
     label: str
@@ -60,10 +60,6 @@ class DataSpec:
     validation_per_class: int = 0
     test_per_class: int | None = None  # None: all 1,000 per class
     seed: int = 0
-
-    @property
-    def validation_size(self) -> int:
-        return CIFAR_CLASSES * self.validation_per_class
 
 
 @dataclass(frozen=True)
@@ -279,7 +275,7 @@ def run_flags(suite: Suite, model: str) -> dict:
     """The training/cifar10.py flags of one run, without its paths (--data_dir, --model_dir)."""
     run = {"model": model, "dataset": suite.data.dataset, "seed": suite.data.seed, "verbose": 2}
     if not suite.train_flags.get("train_on_all"):
-        run["validation_size"] = suite.data.validation_size
+        run["validation_per_class"] = suite.data.validation_per_class
     return {**run, **suite.train_flags}
 
 
@@ -529,7 +525,8 @@ def suite_section(suite: Suite, records: list[RunRecord], data: tuple[str, str] 
         responses, used = layer_responses(suite, records, data, num_images)
         if responses:
             figures.write_layer_responses(responses, str(docs_dir / f"{suite.fig7}.png"),
-                                          str(docs_dir / f"{suite.fig7}.csv"))
+                                          str(docs_dir / f"{suite.fig7}.csv"),
+                                          f"3x3 layer responses, {label}")
             values["response_std"] = {
                 r.model: float(np.mean([std for _, std in responses[pretty(r.model)]]))
                 for r in records if pretty(r.model) in responses}

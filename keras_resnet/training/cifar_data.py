@@ -262,6 +262,24 @@ def split_validation(x: np.ndarray, y: np.ndarray, validation_size: int, seed: i
     return x[train], y[train], x[val], y[val]
 
 
+def split_validation_per_class(x: np.ndarray, y: np.ndarray, per_class: int, seed: int = 0):
+    """A class-balanced split: a fixed random `per_class` images of every class in `y` held out.
+    Returns (x_train, y_train, x_val, y_val) like `split_validation`."""
+    if per_class <= 0:
+        return x, y, None, None
+    rng = np.random.default_rng([seed, 45])
+    held_out = []
+    for label in np.unique(y):
+        members = np.flatnonzero(y == label)
+        if per_class >= len(members):
+            raise DataError(f"--validation_per_class={per_class}: must be below the {len(members)} "
+                            f"training images of class {label}.")
+        held_out.append(rng.permutation(members)[:per_class])
+    val = np.sort(np.concatenate(held_out))
+    train = np.setdiff1d(np.arange(len(x)), val)
+    return x[train], y[train], x[val], y[val]
+
+
 def mean_image(images: np.ndarray) -> np.ndarray:
     """The per-pixel mean of the training images (Sec. 4.2), float32 (H, W, C)."""
     return images.astype(np.float64).mean(axis=0).astype(np.float32)

@@ -115,9 +115,10 @@ def layer_responses(model, images: np.ndarray, batch_size: int = 100) -> list[tu
     return result
 
 
-def write_layer_responses(responses: dict[str, list[tuple[str, float]]], png: str, csv_path: str) -> None:
-    """Fig. 7 as a PNG (top: network order, bottom: sorted by magnitude) and a CSV with the
-    columns run, index, layer, std, sorted_rank."""
+def write_layer_responses(responses: dict[str, list[tuple[str, float]]], png: str, csv_path: str,
+                          title: str | None = None) -> None:
+    """Fig. 7 as a PNG (`layer_responses_figure`) and a CSV with the columns run, index, layer,
+    std, sorted_rank."""
     with open(csv_path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["run", "index", "layer", "std", "sorted_rank"])
@@ -126,12 +127,22 @@ def write_layer_responses(responses: dict[str, list[tuple[str, float]]], png: st
             rank = {int(i): r for r, i in enumerate(order)}
             for index, (layer, std) in enumerate(values):
                 writer.writerow([run, index + 1, layer, f"{std:.6g}", rank[index] + 1])
+    figure = layer_responses_figure(responses, title)
+    figure.savefig(png, dpi=120)
+    _pyplot().close(figure)
+
+
+def layer_responses_figure(responses: dict[str, list[tuple[str, float]]], title: str | None = None):
+    """Fig. 7: the std of each run's 3x3 layer responses, top in network order, bottom sorted by
+    magnitude; `title` (e.g. the scale of the runs) above the top panel."""
     plt = _pyplot()
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6))
     for run, values in responses.items():
         stds = [std for _, std in values]
         top.plot(range(1, len(stds) + 1), stds, label=run)
         bottom.plot(range(1, len(stds) + 1), sorted(stds, reverse=True), label=run)
+    if title:
+        top.set_title(title)
     top.set_xlabel("layer index (original)")
     bottom.set_xlabel("layer index (sorted by magnitude)")
     for axes in (top, bottom):
@@ -139,5 +150,4 @@ def write_layer_responses(responses: dict[str, list[tuple[str, float]]], png: st
         axes.grid(alpha=0.3)
         axes.legend()
     figure.tight_layout()
-    figure.savefig(png, dpi=120)
-    plt.close(figure)
+    return figure

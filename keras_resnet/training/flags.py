@@ -50,6 +50,10 @@ def define_common_flags(
     flags.DEFINE_bool("jit_compile", False,
                       "Compile the train step with XLA (always on with KERAS_BACKEND=jax).")
     flags.DEFINE_integer("steps_per_execution", 1, "Train steps per compiled call.", lower_bound=1)
+    flags.DEFINE_float("label_smoothing", 0.0, "Label smoothing e: targets (1 - e) * one_hot + "
+                       "e / classes (0: the paper's plain cross-entropy). Allowed: 0 <= e < 1.")
+    flags.register_validator("label_smoothing", lambda value: 0.0 <= value < 1.0,
+                             message="--label_smoothing must satisfy 0 <= value < 1.")
     flags.DEFINE_integer("seed", 0, "Seed for weights, data order and augmentation.")
     flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept in model_dir/checkpoints.",
                          lower_bound=1)

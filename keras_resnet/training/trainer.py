@@ -5,6 +5,8 @@ from the newest checkpoint in `model_dir/checkpoints` (weights, optimizer state 
 data position follows from the step), trains to exactly `total_steps`, and writes the model_dir
 contract: checkpoints/, logs/ (TensorBoard), metrics.csv, metadata.json, results.json and the
 final model.keras. Files are written atomically (temp file + rename), so a killed run never leaves a half file.
+Where TensorFlow is installed, model_dir I/O goes through tf.io.gfile, so model_dir may be a gs://
+(or any tf.io.gfile) path; without TensorFlow (the JAX machine) it must be a local path.
 Only the chief writes model_dir's own files; another worker of a multi-worker run writes its
 copies (for checking, e.g. that its weights equal the chief's) to model_dir/worker-ID/.
 """
@@ -12,6 +14,7 @@ copies (for checking, e.g. that its weights equal the chief's) to model_dir/work
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import platform
@@ -23,6 +26,7 @@ from typing import Any, Callable, Sequence
 import keras
 import numpy as np
 
+from keras_resnet.losses import SparseLabelSmoothingCrossentropy
 from keras_resnet.training.distribute import (
     Distribution,
     distribution_callbacks,
@@ -39,6 +43,20 @@ from keras_resnet.training.schedules import (
 CSV_COLUMNS = ("epoch", "step", "lr", "loss", "train_error", "val_loss", "val_error",
                "test_loss", "test_error", "wall_s")
 CHECKPOINT_PREFIX = "ckpt-"
+
+
+def check_label_smoothing(value: float) -> None:
+    """Raise UsageError unless 0 <= value < 1."""
+    if not 0.0 <= value < 1.0:
+        raise UsageError(f"label_smoothing={value!r}; allowed: 0 <= label_smoothing < 1.")
+
+
+def training_loss(label_smoothing: float) -> keras.losses.Loss:
+    """The trainer's loss: sparse cross-entropy, smoothed when label_smoothing > 0."""
+    check_label_smoothing(label_smoothing)
+    if label_smoothing:
+        return SparseLabelSmoothingCrossentropy(label_smoothing)
+    return keras.losses.SparseCategoricalCrossentropy()
 
 
 @dataclass
@@ -60,6 +78,8 @@ class TrainConfig:
     log_steps: int = 100
     verbose: int | None = None
     seed: int = 0
+    # Mix e of the uniform distribution into the one-hot targets (0: the paper's plain loss).
+    label_smoothing: float = 0.0
     flags: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
     # Metrics besides accuracy (e.g. top-5), made under the strategy scope; logged as NAME,
@@ -117,14 +137,88 @@ def plan_segments(start_step: int, total_steps: int, steps_per_epoch: int) -> li
 
 # --------------------------------------------------------------------------- files
 
+@functools.cache
+def _gfile():
+    """tf.io.gfile where TensorFlow is installed (local, gs://, ram://, ... paths), else None."""
+    if not is_tensorflow_installed():
+        return None
+    import tensorflow as tf
+
+    return tf.io.gfile
+
+
+def path_exists(path: str) -> bool:
+    gfile = _gfile()
+    return gfile.exists(path) if gfile else os.path.exists(path)
+
+
+def make_dirs(path: str) -> None:
+    gfile = _gfile()
+    if gfile:
+        gfile.makedirs(path)
+    else:
+        os.makedirs(path, exist_ok=True)
+
+
+def list_dir(path: str) -> list[str]:
+    """Names in the directory `path` ([] if it does not exist)."""
+    gfile = _gfile()
+    if gfile:
+        return [name.rstrip("/") for name in gfile.listdir(path)] if gfile.isdir(path) else []
+    return os.listdir(path) if os.path.isdir(path) else []
+
+
+def remove_file(path: str) -> None:
+    gfile = _gfile()
+    if gfile:
+        gfile.remove(path)
+    else:
+        os.remove(path)
+
+
+def rename(source: str, target: str) -> None:
+    """Move `source` to `target`, replacing it (an atomic rename on local disks)."""
+    gfile = _gfile()
+    if gfile:
+        gfile.rename(source, target, overwrite=True)
+    else:
+        os.replace(source, target)
+
+
+def read_text(path: str) -> str:
+    gfile = _gfile()
+    if gfile:
+        with gfile.GFile(path, "r") as f:
+            return f.read()
+    with open(path) as f:
+        return f.read()
+
+
 def write_atomic(path: str, text: str) -> None:
     """Write `text` to `path` through a temp file and a rename."""
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
+    gfile = _gfile()
+    if gfile:
+        with gfile.GFile(tmp, "w") as f:
+            f.write(text)
+    else:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    rename(tmp, path)
+
+
+def append_line(path: str, line: str) -> None:
+    gfile = _gfile()
+    if gfile:
+        with gfile.GFile(path, "a") as f:
+            f.write(line + "\n")
+        return
+    with open(path, "a") as f:
+        f.write(line + "\n")
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def write_json(path: str, data: dict) -> None:
@@ -140,36 +234,37 @@ def _jsonable(value):
 
 
 def read_json(path: str) -> dict | None:
+    """The JSON object in `path`, or None if it is missing or damaged."""
+    if not path_exists(path):
+        return None
     try:
-        with open(path) as f:
-            return json.load(f)
+        return json.loads(read_text(path))
     except (OSError, ValueError):
         return None
 
 
 def list_checkpoints(checkpoint_dir: str) -> list[tuple[int, str]]:
     """(step, path without extension) of complete checkpoints (weights and state), oldest first."""
-    if not os.path.isdir(checkpoint_dir):
-        return []
+    names = set(list_dir(checkpoint_dir))
     found = []
-    for name in os.listdir(checkpoint_dir):
+    for name in names:
         if name.startswith(CHECKPOINT_PREFIX) and name.endswith(".json"):
-            base = os.path.join(checkpoint_dir, name[: -len(".json")])
+            stem = name[: -len(".json")]
             try:
-                step = int(name[len(CHECKPOINT_PREFIX): -len(".json")])
+                step = int(stem[len(CHECKPOINT_PREFIX):])
             except ValueError:
                 continue
-            if os.path.exists(base + ".weights.h5"):
-                found.append((step, base))
+            if stem + ".weights.h5" in names:
+                found.append((step, os.path.join(checkpoint_dir, stem)))
     return sorted(found)
 
 
 def read_metrics_csv(path: str) -> list[dict]:
     """Rows of metrics.csv as dicts of floats (empty cells omitted)."""
-    if not os.path.exists(path):
+    if not path_exists(path):
         return []
-    with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+    rows = csv.DictReader(read_text(path).splitlines())
+    return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in rows]
 
 
 # --------------------------------------------------------------------------- callbacks
@@ -237,10 +332,7 @@ class MetricsCSV(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {}, epoch=epoch + 1)
-        with open(self.path, "a") as f:
-            f.write(",".join(_csv_cell(logs.get(c)) for c in self.columns) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        append_line(self.path, ",".join(_csv_cell(logs.get(c)) for c in self.columns))
 
 
 def _csv_cell(value) -> str:
@@ -264,10 +356,10 @@ class Checkpointer(keras.callbacks.Callback):
         self.every_steps = every_steps
         self.state = state
         self.last_saved = -1
-        os.makedirs(directory, exist_ok=True)
-        for name in os.listdir(directory):  # partial files of a killed run
+        make_dirs(directory)
+        for name in list_dir(directory):  # partial files of a killed run
             if ".tmp-" in name:
-                os.remove(os.path.join(directory, name))
+                remove_file(os.path.join(directory, name))
 
     def on_train_begin(self, logs=None):
         self.last_saved = self.step_fn()
@@ -285,20 +377,21 @@ class Checkpointer(keras.callbacks.Callback):
             return
         base = os.path.join(self.directory, f"{CHECKPOINT_PREFIX}{step:08d}")
         tmp = f"{base}.tmp-{os.getpid()}.weights.h5"
-        self.model.save_weights(tmp)
-        os.replace(tmp, base + ".weights.h5")
+        self.model.save_weights(tmp)  # Keras writes remote paths through a local temp file
+        rename(tmp, base + ".weights.h5")
         write_json(base + ".json", dict(self.state(), step=step))
         self.last_saved = step
         for _, old in list_checkpoints(self.directory)[: -self.keep]:
             for suffix in (".json", ".weights.h5"):
-                if os.path.exists(old + suffix):
-                    os.remove(old + suffix)
+                if path_exists(old + suffix):
+                    remove_file(old + suffix)
 
 
 class IterationScalars(keras.callbacks.Callback):
     """TensorBoard scalars against iterations (Fig. 6's x axis), in `log_dir`/iterations: loss,
     lr and running training error every `every` steps; train / validation / test error at each
-    epoch end. (Keras' TensorBoard callback logs against epochs.) Needs TensorFlow."""
+    epoch end. (Keras' TensorBoard callback logs against epochs.) Needs TensorFlow installed;
+    runs under any backend."""
 
     def __init__(self, log_dir: str, every: int, step_fn: Callable[[], int],
                  lr_fn: Callable[[int], float]):
@@ -312,8 +405,9 @@ class IterationScalars(keras.callbacks.Callback):
         self.lr_fn = lr_fn
 
     def on_train_begin(self, logs=None):
-        """The model's inference graph, for TensorBoard's Graphs tab (written once per run)."""
-        if getattr(self, "_graph_written", False):
+        """The model's inference graph, for TensorBoard's Graphs tab (written once per run; only
+        on the TensorFlow backend, where the model can be traced by tf.function)."""
+        if getattr(self, "_graph_written", False) or keras.backend.backend() != "tensorflow":
             return
         import tensorflow as tf
 
@@ -421,7 +515,7 @@ def run(
 ) -> dict:
     """Train (or resume) to `config.total_steps` and write the model_dir contract; returns
     results.json's contents. A finished run is not trained again."""
-    model_dir = os.path.abspath(config.model_dir)
+    model_dir = config.model_dir if "://" in config.model_dir else os.path.abspath(config.model_dir)
     results_path = os.path.join(model_dir, "results.json")
     finished = read_json(results_path)
     if finished and finished.get("steps", -1) >= config.total_steps:
@@ -430,7 +524,7 @@ def run(
 
     write_dir = model_dir if distribution.is_chief else os.path.join(
         model_dir, f"worker-{distribution.task_id}")
-    os.makedirs(write_dir, exist_ok=True)
+    make_dirs(write_dir)
     checkpoint_dir = os.path.join(model_dir, "checkpoints")
     metadata = dict(config.metadata, backend=keras.backend.backend())
     if distribution.is_chief:
@@ -447,7 +541,7 @@ def run(
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         model.compile(
             optimizer=optimizer,
-            loss=keras.losses.SparseCategoricalCrossentropy(),
+            loss=training_loss(config.label_smoothing),
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"), *extra_metrics],
             jit_compile=True if keras.backend.backend() == "jax" else config.jit_compile,
             steps_per_execution=config.steps_per_execution,
@@ -507,7 +601,7 @@ def run(
     model_path = os.path.join(write_dir, "model.keras")
     tmp_model = os.path.join(write_dir, f"model.tmp-{os.getpid()}.keras")
     model.save(tmp_model)
-    os.replace(tmp_model, model_path)
+    rename(tmp_model, model_path)
     trained_here = max(steps - start_step, 0)
     results = {
         "model": metadata.get("model"),
