@@ -80,15 +80,19 @@ def branch_layout(block: str, filters: int, stride: int, bottleneck_stride: str
     return [(1, filters, stride_1x1), (3, filters, stride_3x3), (1, 4 * filters, 1)]
 
 
+def projects(x, filters: int, stride: int, option: str) -> bool:
+    """Whether the shortcut is a projection: option C always, option B where dimensions grow."""
+    return option == "C" or (option == "B" and (stride > 1 or x.shape[-1] != filters))
+
+
 def shortcut(x, filters: int, stride: int, option: str, options: LayerOptions, name: str,
              with_bn: bool = True):
     """The shortcut of Eq. (1) / (2) under option A, B or C (Sec. 3.3)."""
-    grows = stride > 1 or x.shape[-1] != filters
-    if option == "C" or (option == "B" and grows):
+    if projects(x, filters, stride, option):
         if with_bn:
             return conv_bn(x, filters, 1, stride, options, f"{name}_0")
         return conv(x, filters, 1, stride, options, f"{name}_0")
-    if grows:  # option A
+    if stride > 1 or x.shape[-1] != filters:  # option A where dimensions grow
         return ZeroPadShortcut(filters, stride, name=f"{name}_0_pad")(x)
     return x
 
@@ -130,7 +134,6 @@ def preact_unit(x, layout: list[tuple[int, int, int]], option: str, options: Lay
             y = layers.ReLU(name=f"{name}_{i - 1}_relu")(y)
         y = conv(y, filters, kernel, stride, options, f"{name}_{i}")
     stride = max(s for _, _, s in layout)
-    projected = option == "C" or (option == "B" and (stride > 1 or x.shape[-1] != layout[-1][1]))
-    source = pre if projected else x
+    source = pre if projects(x, layout[-1][1], stride, option) else x
     short = shortcut(source, layout[-1][1], stride, option, options, name, with_bn=False)
     return layers.Add(name=f"{name}_out")([short, y])

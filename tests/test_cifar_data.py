@@ -78,8 +78,8 @@ def test_fashion_mnist_idx_files_load(tmp_path):
 
 
 def test_debian_fashion_mnist_is_the_default_location():
-    if not os.path.exists(os.path.join(cifar_data.FASHION_MNIST_DIR, "t10k-labels-idx1-ubyte.gz")):
-        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    assert os.path.exists(os.path.join(cifar_data.FASHION_MNIST_DIR, "t10k-labels-idx1-ubyte.gz")), \
+        "Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)"
     data = cifar_data.load("fashion_mnist", "files", None, max_train=100, max_test=50)
     assert data.x_train.shape == (100, 28, 28, 1) and data.x_test.shape == (50, 28, 28, 1)
     assert set(np.unique(cifar_data.load("fashion_mnist", "files").y_test)) == set(range(10))

@@ -64,10 +64,10 @@ def test_mixed_precision_trains_with_a_float32_classifier_output():
         keras.config.set_dtype_policy("float32")
 
 
-@pytest.mark.skipif(not FASHION_MNIST.exists(), reason="apt-get install dataset-fashion-mnist")
 def test_resnet20_learns_real_fashion_mnist_images():
     import gzip
 
+    assert FASHION_MNIST.exists(), "apt-get install dataset-fashion-mnist"
     with gzip.open(FASHION_MNIST / "train-images-idx3-ubyte.gz") as f:
         x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28, 1)[:1024]
     with gzip.open(FASHION_MNIST / "train-labels-idx1-ubyte.gz") as f:
