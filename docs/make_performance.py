@@ -19,6 +19,9 @@ DEFAULT_OUT = REPO / "docs" / "performance.md"
 CONTENDERS = [
     ("- keras_resnet: `keras_resnet.get_model(net)` (CIFAR nets: option A shortcuts), compiled with "
      "SGD momentum 0.9 and trained with `model.fit` (TensorFlow) or a jitted stateless step (JAX)."),
+    ("- keras_resnet, Keras BN: the same net with Keras's own `BatchNormalization` in place of "
+     "`keras_resnet.layers.BatchNormalization` (which runs TensorFlow's fused kernel): the figure "
+     "behind that layer."),
     "- keras.applications: `keras.applications.ResNet50(weights=None)`, trained the same way.",
     ("- keras.io-style: the common hand-written Keras CIFAR ResNet v1 (Conv2D 'same' with bias, "
      "BatchNormalization, 1x1-conv projection shortcuts), trained the same way."),
@@ -85,6 +88,20 @@ def variant_choices(result: dict) -> list[str]:
     return lines
 
 
+def fused_batch_norm_gain(result: dict) -> list[str]:
+    """Ours over ours-with-Keras-BN, per net and precision: why the model uses the fused kernel."""
+    rows = {(r["net"], r["impl"], r["precision"], r["xla"]): r for r in result.get("training", [])
+            if r["framework"] == "tensorflow"}
+    lines = []
+    for (net, impl, precision, xla), row in rows.items():
+        keras_bn = rows.get((net, "ours_keras_bn", precision, xla))
+        if impl == "ours" and keras_bn:
+            lines.append(f"- {net}, {precision}, XLA {'on' if xla else 'off'}: fused BN "
+                         f"{row['images_per_s']:.1f} images/s, Keras BN {keras_bn['images_per_s']:.1f}: "
+                         f"{row['images_per_s'] / keras_bn['images_per_s']:.2f}x")
+    return lines
+
+
 def gpu_text(benchmark, gpu_dir: Path) -> list[str]:
     """The GPU suite's tables: training per batch size and the timed ResNet-20 schedule."""
     lines = ["", "## GPU suite (`bash benchmarks/gpu_suite.sh`)", ""]
@@ -116,6 +133,9 @@ def page(result: dict, gpu_dir: Path | None = None) -> str:
     lines = ["# Performance", "", intro, "", "## Machine", ""]
     lines += machine_text(result)
     lines += ["", "## Contenders", "", *CONTENDERS, "", "## Results", "", benchmark.markdown(result)]
+    fused = fused_batch_norm_gain(result)
+    if fused:
+        lines += ["## Batch normalization: TensorFlow's fused kernel against Keras's", "", *fused, ""]
     choices = variant_choices(result)
     if choices:
         lines += ["## Settings compared in this run", "", *choices]

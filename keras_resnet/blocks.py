@@ -11,7 +11,7 @@ import dataclasses
 import keras
 from keras import layers
 
-from keras_resnet.layers import ZeroPadShortcut
+from keras_resnet.layers import BatchNormalization, ZeroPadShortcut
 
 SHORTCUT_OPTIONS = ("A", "B", "C")
 
@@ -56,7 +56,8 @@ def conv(x, filters: int, kernel: int, stride: int, options: LayerOptions, name:
 
 
 def batch_norm(x, name: str, zero_gamma: bool = False):
-    return layers.BatchNormalization(
+    """BN of Sec. 3.4 (Keras's, run by TF's fused kernel on the TensorFlow backend)."""
+    return BatchNormalization(
         momentum=BN_MOMENTUM,
         epsilon=BN_EPSILON,
         gamma_initializer="zeros" if zero_gamma else "ones",

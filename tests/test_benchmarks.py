@@ -71,7 +71,7 @@ def test_quick_run_measures_every_section_with_positive_finite_figures(quick):
     assert_positive(data["machine_limit"]["gflops"], "machine limit")
 
     rows = {(r["net"], r["impl"]): r for r in data["training"]}
-    expected = {("resnet20", "ours"), ("resnet20", "reference")}
+    expected = {("resnet20", "ours"), ("resnet20", "ours_keras_bn"), ("resnet20", "reference")}
     if torch_available():
         assert data["torch"]["available"]
         expected.add(("resnet20", "torch"))
@@ -161,6 +161,8 @@ def test_performance_page_is_generated_from_the_json(quick, tmp_path):
         assert goal["goal"] in text
     for row in data["training"]:
         assert f"| {row['net']} | {row['implementation']} | {row['framework']} |" in text
+    assert "## Batch normalization: TensorFlow's fused kernel against Keras's" in text
+    assert "- resnet20, float32, XLA off: fused BN " in text
 
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"machine": {}}))

@@ -357,7 +357,9 @@ def machine(results: dict) -> str:
     gpus = [d for d in hardware.get("devices", []) if "CPU" not in d.upper()]
     where = ", ".join(gpus) if gpus else \
         f"{hardware.get('cpu_count', '?')}-core {hardware.get('processor', '')} CPU"
-    return f"{where} ({hardware.get('backend', '?')})"
+    load = hardware.get("load_average_at_end")
+    load_text = f", 15-min load {load[2]:.1f} at the end" if load else ""
+    return f"{where} ({hardware.get('backend', '?')}{load_text})"
 
 
 @dataclass

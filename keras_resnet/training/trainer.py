@@ -464,9 +464,11 @@ def evaluate(model: keras.Model, data: Any, batch_size: int) -> dict:
 
 
 def hardware() -> dict:
-    """The devices training ran on, for results.json."""
+    """The devices training ran on, and how loaded the machine was (1/5/15-minute load averages
+    as training ends; the run itself accounts for about its thread count), for results.json."""
     info = {"backend": keras.backend.backend(), "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
+            "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}
     if keras.backend.backend() == "jax":
         import jax
 

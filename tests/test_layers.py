@@ -1,0 +1,85 @@
+"""keras_resnet.layers.BatchNormalization: Keras's BN, computed by TF's fused kernel (Sec. 3.4)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_resnet.layers import BatchNormalization
+
+
+def paired_layers(axis=-1, **kwargs):
+    """Ours and Keras's BN with the same random gamma/beta, built for NHWC (8, 5, 7, 6) input."""
+    ours = BatchNormalization(axis=axis, momentum=0.9, epsilon=1e-5, **kwargs)
+    theirs = keras.layers.BatchNormalization(axis=axis, momentum=0.9, epsilon=1e-5, **kwargs)
+    rng = np.random.default_rng(1)
+    channels = 6 if axis in (-1, 3) else 5
+    gamma, beta = rng.normal(1, 0.2, channels), rng.normal(0, 0.2, channels)
+    for layer in (ours, theirs):
+        layer.build((8, 5, 7, 6))
+        layer.gamma.assign(gamma)
+        layer.beta.assign(beta)
+    return ours, theirs
+
+
+def train_steps(layer, batches, upstream):
+    """Outputs and gradients (input, gamma, beta) of each training call, then inference output."""
+    results = []
+    for x in batches:
+        x = tf.cast(x, layer.compute_dtype)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) * upstream)
+        results += [y, *tape.gradient(loss, [x, layer.gamma, layer.beta])]
+    results += [layer.moving_mean, layer.moving_variance, layer(batches[0], training=False)]
+    return [np.asarray(tf.cast(r, tf.float32)) for r in results]
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_fused_batch_norm_equals_keras_batch_norm_in_training_and_inference(policy):
+    rng = np.random.default_rng(0)
+    batches = [tf.constant(rng.normal(2, 3, (8, 5, 7, 6)), tf.float32) for _ in range(3)]
+    upstream = tf.constant(rng.normal(size=(8, 5, 7, 6)), tf.float32)
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        ours, theirs = paired_layers()
+        ours_results = train_steps(ours, batches, upstream)
+        theirs_results = train_steps(theirs, batches, upstream)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    # Moving statistics moved from their initial 0 / 1 to the biased batch statistics' average.
+    assert np.abs(ours_results[-3]).max() > 0.5 and np.abs(ours_results[-2] - 1).max() > 1
+    for got, want in zip(ours_results, theirs_results):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-5 * np.abs(want).max())
+
+
+def _graph_ops(layer, training: bool, shape=(8, 5, 7, 6)) -> set[str]:
+    function = tf.function(lambda x: layer(x, training=training))
+    return {op.type for op in function.get_concrete_function(tf.TensorSpec(shape)).graph.get_operations()}
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_nhwc_batch_norm_runs_tensorflows_fused_kernel(training):
+    ours, theirs = paired_layers()
+    assert "FusedBatchNormV3" in _graph_ops(ours, training)
+    assert "FusedBatchNormV3" not in _graph_ops(theirs, training)
+
+
+def test_other_axes_and_renorm_fall_back_to_keras_and_agree_with_it():
+    x = tf.constant(np.random.default_rng(2).normal(1, 2, (8, 5, 7, 6)), tf.float32)
+    for kwargs in ({"axis": 1}, {"renorm": True}):
+        ours, theirs = paired_layers(**kwargs)
+        assert "FusedBatchNormV3" not in _graph_ops(ours, True)
+        np.testing.assert_allclose(ours(x, training=True), theirs(x, training=True), rtol=1e-5,
+                                   atol=1e-5)
+        np.testing.assert_allclose(ours.moving_variance, theirs.moving_variance, rtol=1e-6)
+
+
+def test_batch_norm_config_round_trips_and_is_registered():
+    ours, _ = paired_layers()
+    config = keras.saving.serialize_keras_object(ours)
+    assert config["registered_name"] == "keras_resnet>BatchNormalization"
+    restored = keras.saving.deserialize_keras_object(config)
+    assert type(restored) is BatchNormalization
+    assert restored.get_config() == ours.get_config()
