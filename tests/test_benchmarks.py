@@ -169,6 +169,21 @@ def test_performance_page_is_generated_from_the_json(quick, tmp_path):
     result = run(sys.executable, str(REPO / "docs" / "make_performance.py"), f"--json={bad}",
                  f"--out={tmp_path / 'x.md'}", timeout=120)
     assert result.returncode == 2 and "not a train_throughput.py result" in result.stderr
+    result = run(sys.executable, str(REPO / "docs" / "make_performance.py"), f"--json={path}",
+                 f"--settings_json={bad}", f"--out={tmp_path / 'x.md'}", timeout=120)
+    assert result.returncode == 2 and f"--settings_json={bad} lacks" in result.stderr
+
+
+def test_settings_runs_get_their_own_section_on_the_performance_page(quick, tmp_path):
+    data, _, path = quick
+    out = tmp_path / "performance.md"
+    check(run(sys.executable, str(REPO / "docs" / "make_performance.py"), f"--json={path}",
+              f"--settings_json={path}", f"--out={out}", timeout=120))
+    text = out.read_text()
+    section = text.split("## Settings run: `python benchmarks/train_throughput.py --quick")[1]
+    assert "### Training" in section and "### CIFAR trainer" not in section
+    for row in data["training"]:
+        assert f"| {row['net']} | {row['implementation']} | {row['framework']} |" in section
 
 
 def test_gpu_suite_quick_runs_the_jax_path_on_cpu(tmp_path):
