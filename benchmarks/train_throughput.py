@@ -496,8 +496,9 @@ class TorchWorker:
         return {}
 
 
-def torch_cifar_resnet(torch, depth: int, classes: int):
-    """Sec. 4.2's CIFAR ResNet in PyTorch: 3x3 convs, BN, option-A shortcuts (subsample + zeros)."""
+def torch_cifar_resnet(torch, depth: int, classes: int, shortcuts: bool = True):
+    """Sec. 4.2's CIFAR ResNet in PyTorch: 3x3 convs, BN, option-A shortcuts (subsample + zeros);
+    `shortcuts=False` gives the plain net of the same depth."""
     nn, functional = torch.nn, torch.nn.functional
 
     class Unit(nn.Module):
@@ -512,6 +513,8 @@ def torch_cifar_resnet(torch, depth: int, classes: int):
         def forward(self, x):
             y = functional.relu(self.bn1(self.conv1(x)))
             y = self.bn2(self.conv2(y))
+            if not shortcuts:
+                return functional.relu(y)
             if self.stride > 1 or self.extra:
                 x = functional.pad(x[:, :, ::self.stride, ::self.stride], (0, 0, 0, 0, 0, self.extra))
             return functional.relu(x + y)

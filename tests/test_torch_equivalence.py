@@ -1,0 +1,89 @@
+"""Our CIFAR nets train step for step like the same nets written in PyTorch (Sec. 4.2's recipe).
+
+benchmarks/torch_start_of_training.py copies our initial weights into PyTorch, feeds both the
+same augmented batches of real CIFAR-10 JPEGs and logs each step: the same architecture, BN,
+weight decay and momentum SGD give the same losses, errors and weight norms in both frameworks.
+"""
+
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "benchmarks" / "torch_start_of_training.py"
+CIFAR_TAR = REPO.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
+TORCH_PYTHONS = [sys.executable, "/usr/bin/python3"]
+
+
+def torch_python() -> str | None:
+    for python in TORCH_PYTHONS:
+        probe = subprocess.run([python, "-c", "import torch, torchvision"], capture_output=True,
+                               check=False)
+        if probe.returncode == 0:
+            return python
+    return None
+
+
+@pytest.fixture(scope="module")
+def cifar_folder(tmp_path_factory) -> Path:
+    """A small image-folder copy of CIFAR-10: 4 training and 1 test JPEG per class."""
+    if not CIFAR_TAR.exists():
+        pytest.fail(f"{CIFAR_TAR} missing (the shared CIFAR-10 JPEG copy)")
+    root = tmp_path_factory.mktemp("cifar") / "cifar10-jpeg"
+    wanted, counts = {"train": 4, "test": 1}, {}
+    with tarfile.open(CIFAR_TAR) as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if not member.isfile() or len(parts) != 4:
+                continue
+            _, split, label, name = parts
+            if counts.get((split, label), 0) < wanted[split]:
+                counts[split, label] = counts.get((split, label), 0) + 1
+                target = root / split / label / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(tar.extractfile(member).read())
+            if len(counts) == 20 and all(counts[k] == wanted[k[0]] for k in counts):
+                break
+    return root
+
+
+def test_resnet20_and_plain20_train_step_for_step_like_pytorch(cifar_folder, tmp_path):
+    if torch_python() is None:
+        pytest.fail("PyTorch missing: install Debian's python3-torch python3-torchvision "
+                    "(.ci/run does)")
+    out = tmp_path / "start.json"
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), f"--data_dir={cifar_folder}", "--nets=resnet20,plain20",
+         "--iterations=3", "--batch=16", "--train_images=40", f"--json={out}",
+         f"--markdown={tmp_path / 'start.md'}"],
+        capture_output=True, text=True, timeout=600, check=False, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert data["pool"] == 40
+    for net in ("resnet20", "plain20"):
+        ours, torch = data["logs"][net]["keras_resnet"], data["logs"][net]["pytorch"]
+        assert len(ours) == len(torch) == 3
+        # Same weights and batch: the first forward pass agrees to float32 rounding.
+        assert ours[0]["loss"] == pytest.approx(torch[0]["loss"], rel=1e-5)
+        assert ours[1]["error"] == torch[1]["error"]
+        # Later steps agree after the same updates; at lr 0.1 on batches of 16, float32 rounding
+        # differences grow fast (to about 1e-3 relative by the third step, 1e-2 by the fourth).
+        for a, b in zip(ours, torch):
+            assert a["loss"] == pytest.approx(b["loss"], rel=2e-3)
+            assert a["conv1_norm"] == pytest.approx(b["conv1_norm"], rel=1e-3)
+        # The weights moved (a step that did nothing would agree trivially).
+        assert abs(ours[-1]["conv1_norm"] - data["nets"][net]["keras_resnet"]["conv1_norm_init"]) > 1e-3
+        assert len({round(r["loss"], 4) for r in ours}) == 3
+    assert "| resnet20 | pytorch |" in (tmp_path / "start.md").read_text()
+
+
+def test_unknown_net_is_refused_with_the_allowed_names(cifar_folder, tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), f"--data_dir={cifar_folder}", "--nets=resnet18",
+         f"--json={tmp_path / 'x.json'}"], capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode != 0
+    assert "--nets=resnet18: 'resnet18' unknown; allowed: resnet20" in result.stderr
