@@ -66,6 +66,8 @@ GOALS = (
     ("ResNet-20 ours, % of matmul limit", "resnet20_percent_of_limit", 45.0),
     ("ResNet-56 ours, % of matmul limit", "resnet56_percent_of_limit", 62.0),
     ("Trainer overhead over the bare step, % (at most)", "trainer_overhead_percent", -5.0),
+    ("Trainer overhead over the bare step, per-epoch evaluation excluded, % (at most)",
+     "trainer_overhead_excluding_evaluation_percent", -5.0),
     ("Input pipeline / PIL loop, per core", "pipeline_over_pil", 2.0),
     ("Input pipeline / decode-only, per core", "pipeline_over_decode_only", 0.70),
     ("Serving batch-1 p50 latency, ours / keras.applications (at most)", "serving_p50_ratio", -1.0),
@@ -201,12 +203,13 @@ class KerasWorker:
         start = time.perf_counter()
         step(request["warmup_steps"])
         first = time.perf_counter() - start
+        step_s = step(1)  # after tracing: what a step costs, to size the timed rounds
         self.contenders[request["id"]] = step
         if request.get("eval_images"):
             self.evaluators[request["id"]] = self._evaluator(model, x, y, request["eval_images"],
                                                              request["eval_batch"])
         return {"macs_per_image": count_flops(model), "params": model.count_params(),
-                "warmup_s": first}
+                "warmup_s": first, "step_s": step_s}
 
     def _evaluator(self, model, x, y, images: int, batch: int) -> Callable[[], float]:
         import numpy as np
@@ -471,9 +474,10 @@ class TorchWorker:
 
         start = time.perf_counter()
         run(request["warmup_steps"])
+        warmup_s = time.perf_counter() - start
         self.contenders[request["id"]] = run
         return {"params": sum(p.numel() for p in model.parameters()),
-                "warmup_s": time.perf_counter() - start}
+                "warmup_s": warmup_s, "step_s": run(1)}
 
     def setup_matmul(self, request: dict) -> dict:
         torch = self.torch
@@ -761,7 +765,7 @@ class Run:
             classes=classes, batch=batch, precision=precision, xla=xla,
             warmup_steps=self.s["warmup_steps"], **extra)
         contender.update(setup)
-        contender["steps"] = self.steps_for(setup["warmup_s"] / self.s["warmup_steps"])
+        contender["steps"] = self.steps_for(setup["step_s"])
         return contender
 
     def trainer(self) -> None:
@@ -799,7 +803,8 @@ class Run:
                 runs["evaluation"].append(
                     self.workers["tensorflow"].call("evaluate", id=bare_id)["seconds"])
                 return bare_steps * batch / seconds
-            model_dir = workdir / f"run{len(runs['trainer'])}"
+            model_dir = workdir / f"run{len(runs['trainer'])}"  # a fresh run each round
+            runs["trainer"].append(str(model_dir))
             return trainer_rate(args + [f"--model_dir={model_dir}"], batch, self.s["subprocess_timeout"])
 
         rates = self.alternate([{"id": "trainer"}, {"id": "bare"}], measure, self.s["trainer_rounds"])
@@ -937,6 +942,9 @@ def goal_values(result: dict) -> dict[str, float]:
     trainer = result.get("trainer", {})
     if "overhead_percent" in trainer:
         values["trainer_overhead_percent"] = trainer["overhead_percent"]
+    if "overhead_excluding_evaluation_percent" in trainer:
+        values["trainer_overhead_excluding_evaluation_percent"] = \
+            trainer["overhead_excluding_evaluation_percent"]
     pipeline = result.get("pipeline", {}).get("images_per_s_per_core", {})
     if {"fused", "pil"} <= pipeline.keys():
         values["pipeline_over_pil"] = pipeline["fused"] / pipeline["pil"]

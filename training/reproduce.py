@@ -587,6 +587,11 @@ def suite_section(suite: Suite, records: list[RunRecord], data: tuple[str, str] 
                           "same problem with ResNet-110 and warms it up at lr 0.01 for about 400 "
                           "iterations (Sec. 4.2); its 64k iterations also give weight decay time to "
                           "undo such growth.")
+        if (docs_dir / "start_of_training.md").exists():
+            lines[-1] += (" [start_of_training.md](start_of_training.md) trains the first "
+                          "iterations of these nets in PyTorch from the same weights on the same "
+                          "batches, to tell the recipe at this depth from this implementation "
+                          "(`benchmarks/torch_start_of_training.py`).")
     return lines + [""]
 
 
