@@ -6,6 +6,7 @@ in numpy), with SGD lr 0.1, momentum 0.9 and weight decay 1e-4 on conv and fc ke
 whether a net that does not start converging at lr 0.1 (docs/results.md) behaves the same in a
 second, independent framework: then it is the recipe at that depth, not this implementation.
 
+    # the CIFAR-10 pool that `training/reproduce.py --suite=cifar_small` extracts:
     python benchmarks/torch_start_of_training.py \\
         --data_dir=runs/data/cifar10-jpeg_pool1500_testall_seed0/cifar10-jpeg \\
         --json=docs/start_of_training.json --markdown=docs/start_of_training.md
@@ -213,7 +214,8 @@ def main(argv: list[str]) -> int:
     bench = train_throughput()
     python, note = bench.find_torch_python(FLAGS.torch_python)
     if python is None:
-        raise SystemExit(f"error: PyTorch is needed for this comparison: {note}")
+        raise SystemExit(f"error: PyTorch is needed for this comparison ({note}); on Debian: "
+                         "apt-get install python3-torch python3-torchvision")
     window = max(1, min(FLAGS.window, iterations))
     with tempfile.TemporaryDirectory(prefix="start-of-training-") as tmp:
         work = Path(tmp)
