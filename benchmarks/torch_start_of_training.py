@@ -10,7 +10,7 @@ second, independent framework: then it is the recipe at that depth, not this imp
     python benchmarks/torch_start_of_training.py \\
         --data_dir=runs/data/cifar10-jpeg_pool1500_testall_seed0/cifar10-jpeg \\
         --json=docs/start_of_training.json --markdown=docs/start_of_training.md
-    python benchmarks/torch_start_of_training.py --quick --json=/tmp/s.json   # smoke test
+    python benchmarks/torch_start_of_training.py --quick --data_dir=DIR --json=/tmp/s.json  # smoke
 
 PyTorch runs in a worker under a Python that has it (Debian's python3-torch: /usr/bin/python3).
 """

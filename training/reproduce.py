@@ -516,8 +516,9 @@ def suite_section(suite: Suite, records: list[RunRecord], data: tuple[str, str] 
         best_text = "n/a (no validation split)" if best is None else (
             f"{int(best['epoch'])} ({percent(best['val_error'])} / "
             f"{percent(best.get('test_error'))})")
-        paper = PAPER_TEST_ERROR.get(record.model)
-        paper_text = f"{paper:.2f}%" if paper is not None else "Fig. 6 curves only"
+        paper = PAPER_TEST_ERROR.get(record.model) if suite.data.dataset == "cifar10" else None
+        paper_text = (f"{paper:.2f}%" if paper is not None else "Fig. 6 curves only"
+                      if suite.data.dataset == "cifar10" else "n/a (not in the paper)")
         if record.results is None:
             done = (f"unfinished: step {int(record.rows[-1]['step'])}", "", "")
             test = percent(record.rows[-1].get("test_error"))
@@ -587,11 +588,21 @@ def suite_section(suite: Suite, records: list[RunRecord], data: tuple[str, str] 
                           "same problem with ResNet-110 and warms it up at lr 0.01 for about 400 "
                           "iterations (Sec. 4.2); its 64k iterations also give weight decay time to "
                           "undo such growth.")
-        if (docs_dir / "start_of_training.md").exists():
+        if suite.data.dataset == "cifar10" and (docs_dir / "start_of_training.md").exists():
             lines[-1] += (" [start_of_training.md](start_of_training.md) trains the first "
                           "iterations of these nets in PyTorch from the same weights on the same "
                           "batches, to tell the recipe at this depth from this implementation "
                           "(`benchmarks/torch_start_of_training.py`).")
+        train_errors = values["train_error"]
+        for claim, (verdict, _) in zip(suite.claims, verdicts):
+            train_error = train_errors.get(claim.lower)
+            if (verdict == "not shown" and claim.metric == "test_error"
+                    and not isinstance(claim.upper, str) and train_error is not None
+                    and train_error > claim.upper):
+                lines[-1] += (f" {pretty(claim.lower)}'s final training error "
+                              f"({percent(train_error)}) is itself above the {percent(claim.upper)} "
+                              "bound: the net still underfits at this schedule, and more epochs "
+                              "are what should show the claim.")
     return lines + [""]
 
 
