@@ -138,9 +138,10 @@ DEFAULTS = [
      "kernel in every model on the TensorFlow backend (section *Batch normalization* below: the "
      "same net with Keras's own layer)."),
     ("- XLA: off on TensorFlow (`--jit_compile` default false, also Keras's own choice on "
-     "CPU-only machines), on for JAX (always compiled); the settings run below compares both."),
-    ("- Precision: float32 (`--mixed_precision=none`). bfloat16 is measured in the settings run "
-     "below; it stays opt-in (`--mixed_precision=bfloat16`) because it changes the paper's "
+     "CPU-only machines), on for JAX (always compiled); a settings run (`--settings_json`, section "
+     "*Settings run* where present) compares both."),
+    ("- Precision: float32 (`--mixed_precision=none`). bfloat16 is measured by a settings run "
+     "where present; it stays opt-in (`--mixed_precision=bfloat16`) because it changes the paper's "
      "numerics and is fast only on CPUs with bfloat16 instructions (AVX512-BF16 / AMX)."),
     ("- Threads: TensorFlow's defaults (one intra-op thread per core); the benchmark's "
      "`--intra_op_threads` / `--inter_op_threads` exist to compare others."),
