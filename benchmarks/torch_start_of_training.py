@@ -207,10 +207,13 @@ def main(argv: list[str]) -> int:
     iterations = 3 if quick and not FLAGS["iterations"].present else FLAGS.iterations
     batch = 8 if quick and not FLAGS["batch"].present else FLAGS.batch
     nets = ["resnet20"] if quick and not FLAGS["nets"].present else FLAGS.nets
+    from keras_resnet.specs import CIFAR_DEPTHS, CIFAR_PLAIN_DEPTHS
+
+    cifar_nets = [f"resnet{d}" for d in CIFAR_DEPTHS] + [f"plain{d}" for d in CIFAR_PLAIN_DEPTHS]
     for net in nets:
-        if not net.startswith(("resnet", "plain")) or net not in CIFAR_NET_NAMES:
+        if net not in cifar_nets:
             raise SystemExit(f"error: --nets={','.join(nets)}: {net!r} unknown; allowed: "
-                             f"{', '.join(CIFAR_NET_NAMES)}.")
+                             f"{', '.join(cifar_nets)}.")
     bench = train_throughput()
     python, note = bench.find_torch_python(FLAGS.torch_python)
     if python is None:
@@ -244,9 +247,6 @@ def main(argv: list[str]) -> int:
         Path(FLAGS.markdown).write_text(markdown(result))
     print(markdown(result))
     return 0
-
-
-CIFAR_NET_NAMES = [f"{kind}{depth}" for kind in ("resnet", "plain") for depth in (20, 32, 44, 56, 110)]
 
 
 if __name__ == "__main__":
