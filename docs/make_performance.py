@@ -3,6 +3,7 @@
     python benchmarks/train_throughput.py --json=runs/speed.json
     python docs/make_performance.py --json=runs/speed.json [--gpu_dir=runs/gpu] [--out=docs/performance.md]
         [--settings_json=runs/speed_xla.json,...]   # further runs that compare settings (e.g. XLA)
+        [--op_profile_json=runs/op_profile.json,...]  # benchmarks/op_profile.py: time per op type
 
 The page names the machine, the command and the load during the run, and backs every default
 with the figures of the run it came from; it is generated, never typed by hand.
@@ -28,18 +29,23 @@ CONTENDERS = [
      "BatchNormalization, 1x1-conv projection shortcuts), trained the same way."),
     ("- torchvision / pytorch: torchvision's `resnet50` and a CIFAR ResNet (option A) written in the "
      "benchmark, channels_last, `torch.optim.SGD` momentum 0.9, eager, in a separate process."),
+    ("- keras_resnet, max-pool shortcut: the same CIFAR net with option A's subsampling done by a "
+     "1x1 max-pool of stride 2 instead of a strided slice: the figure behind that layer."),
     ("- Trainer: `training/cifar10.py` on real Fashion-MNIST in memory (augmentation, callbacks, "
-     "per-epoch validation and test evaluation, checkpoints), timed from its metrics.csv after the first "
-     "epoch, against the bare `fit` step of the same net (mean layer, weight decay) in the benchmark."),
+     "per-epoch validation and test evaluation, checkpoints, TensorBoard, metrics.csv), timed from its "
+     "metrics.csv after the first epoch, against the bare `fit` step of the same net (mean layer, "
+     "weight decay) plus a bare `evaluate` of as many images, in the benchmark."),
+    ("- CPU steal: the share of CPU time the hypervisor gave to other machines during a "
+     "contender's rounds (from /proc/stat); rounds with high steal are slow for reasons outside the "
+     "contender."),
     ("- Serving: `keras_resnet.export.export_saved_model` of our ResNet-50 and of keras.applications' "
      "(the same signature: JPEG bytes, 1-crop preprocessing, net), loaded with `tf.saved_model.load`."),
 ]
 
 
-def load_benchmark():
-    """benchmarks/train_throughput.py as a module (its markdown tables and goals)."""
-    spec = importlib.util.spec_from_file_location("train_throughput",
-                                                  REPO / "benchmarks" / "train_throughput.py")
+def load_benchmark(name: str = "train_throughput"):
+    """A script of benchmarks/ as a module (its markdown tables and goals)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -89,17 +95,17 @@ def variant_choices(result: dict) -> list[str]:
     return lines
 
 
-def fused_batch_norm_gain(result: dict) -> list[str]:
-    """Ours over ours-with-Keras-BN, per net and precision: why the model uses the fused kernel."""
+def variant_gain(result: dict, variant: str, ours_label: str, variant_label: str) -> list[str]:
+    """Ours over one variant of our net, per net and precision: the figure behind a choice."""
     rows = {(r["net"], r["impl"], r["precision"], r["xla"]): r for r in result.get("training", [])
             if r["framework"] == "tensorflow"}
     lines = []
     for (net, impl, precision, xla), row in rows.items():
-        keras_bn = rows.get((net, "ours_keras_bn", precision, xla))
-        if impl == "ours" and keras_bn:
-            lines.append(f"- {net}, {precision}, XLA {'on' if xla else 'off'}: fused BN "
-                         f"{row['images_per_s']:.1f} images/s, Keras BN {keras_bn['images_per_s']:.1f}: "
-                         f"{row['images_per_s'] / keras_bn['images_per_s']:.2f}x")
+        other = rows.get((net, variant, precision, xla))
+        if impl == "ours" and other:
+            lines.append(f"- {net}, {precision}, XLA {'on' if xla else 'off'}: {ours_label} "
+                         f"{row['images_per_s']:.1f} images/s, {variant_label} {other['images_per_s']:.1f}: "
+                         f"{row['images_per_s'] / other['images_per_s']:.2f}x")
     return lines
 
 
@@ -137,20 +143,43 @@ DEFAULTS = [
     ("- Batch normalization: `keras_resnet.layers.BatchNormalization` runs TensorFlow's fused "
      "kernel in every model on the TensorFlow backend (section *Batch normalization* below: the "
      "same net with Keras's own layer)."),
+    ("- Option A shortcut: `keras_resnet.layers.ZeroPadShortcut` subsamples by a strided slice "
+     "rather than a 1x1 max-pool (section *Option A shortcut* below)."),
+    ("- tf.data: the CIFAR trainer's training, validation and test pipelines turn tf.data's "
+     "autotuner off (`keras_resnet.training.cifar_data.tf_data_options`). Its thread sleeps in "
+     "doubling periods (10 ms, 20 ms, ..., so a call ends at 0.63, 1.27, 2.55, 5.11 s ...) and each "
+     "iterator's teardown waits for it, which held up the end of every `fit` and every per-epoch "
+     "`evaluate` (table *tf.data's autotuner* above). The bare-step contenders use the same options."),
     ("- XLA: off on TensorFlow (`--jit_compile` default false, also Keras's own choice on "
      "CPU-only machines), on for JAX (always compiled); a settings run (`--settings_json`, section "
      "*Settings run* where present) compares both."),
     ("- Precision: float32 (`--mixed_precision=none`). bfloat16 is measured by a settings run "
      "where present; it stays opt-in (`--mixed_precision=bfloat16`) because it changes the paper's "
-     "numerics and is fast only on CPUs with bfloat16 instructions (AVX512-BF16 / AMX)."),
+     "numerics and is fast only on CPUs with bfloat16 instructions (AVX512-BF16 / AMX; the "
+     "machine's vector features are listed above)."),
     ("- Threads: TensorFlow's defaults (one intra-op thread per core); the benchmark's "
      "`--intra_op_threads` / `--inter_op_threads` exist to compare others."),
-    ("- Evaluation: every epoch on the validation and test splits (the curves of Fig. 6); the "
-     "trainer table gives the overhead with and without it."),
+    ("- Evaluation: every epoch on the validation and test splits (the curves of Fig. 6). The "
+     "trainer table compares the trainer's epoch with a bare `fit` plus a bare `evaluate` of the "
+     "same images, and gives the evaluation's share of the epoch."),
 ]
 
 
-def page(result: dict, gpu_dir: Path | None = None, settings_runs: tuple[dict, ...] = ()) -> str:
+def op_profile_text(profiles: tuple[dict, ...]) -> list[str]:
+    """benchmarks/op_profile.py's tables: where a training step's time goes."""
+    if not profiles:
+        return []
+    lines = ["", "## Where a training step's time goes (TensorFlow profiler)", "",
+             ("`benchmarks/op_profile.py` traces `fit` steps with the TensorFlow profiler (the trace "
+              "opens in TensorBoard's Profile tab) and sums the ops' durations by type; ops that ran "
+              "at the same time on the two inter-op threads both count."), ""]
+    for profile in profiles:
+        lines += [f"Command: `{profile['command']}`", "", load_benchmark("op_profile").markdown(profile)]
+    return lines
+
+
+def page(result: dict, gpu_dir: Path | None = None, settings_runs: tuple[dict, ...] = (),
+         op_profiles: tuple[dict, ...] = ()) -> str:
     benchmark = load_benchmark()
     intro = ("Generated by `python docs/make_performance.py` from the JSON of "
              "`benchmarks/train_throughput.py`; do not edit by hand. Contenders were alternated round "
@@ -161,12 +190,21 @@ def page(result: dict, gpu_dir: Path | None = None, settings_runs: tuple[dict, .
     lines += machine_text(result)
     lines += ["", "## Contenders", "", *CONTENDERS, "", "## The trainers' defaults", "", *DEFAULTS,
               "", "## Results", "", benchmark.markdown(result)]
-    fused = fused_batch_norm_gain(result)
+    fused = variant_gain(result, "ours_keras_bn", "fused BN", "Keras BN")
     if fused:
         lines += ["## Batch normalization: TensorFlow's fused kernel against Keras's", "", *fused, ""]
+    subsample = variant_gain(result, "ours_pool_shortcut", "strided slice", "max-pool")
+    if subsample:
+        lines += ["## Option A shortcut: strided slice against a 1x1 max-pool", "",
+                  ("`keras_resnet.layers.ZeroPadShortcut` subsamples by the strided slice "
+                   "`x[:, ::2, ::2, :]`. A 1x1 max-pool of stride 2 selects the same pixels (tested) "
+                   "and, alone with its gradient, runs in a quarter of the slice's time on "
+                   "TensorFlow's CPU kernels, but inside the nets the slice is as fast or faster:"),
+                  "", *subsample, ""]
     choices = variant_choices(result)
     if choices:
         lines += ["## Settings compared in this run", "", *choices]
+    lines += op_profile_text(op_profiles)
     for settings_run in settings_runs:
         lines += settings_text(benchmark, settings_run)
     if gpu_dir is not None:
@@ -186,6 +224,18 @@ def read_result(flag: str, path: Path) -> dict:
     return result
 
 
+def read_op_profile(path: Path) -> dict:
+    """A benchmarks/op_profile.py JSON, or ValueError naming the file and what is wrong."""
+    try:
+        profile = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--op_profile_json={path}: {error}") from None
+    missing = [key for key in ("net", "ops", "wall_s", "command") if key not in profile]
+    if missing:
+        raise ValueError(f"--op_profile_json={path} lacks {missing}: not a benchmarks/op_profile.py result")
+    return profile
+
+
 def main(argv: list[str]) -> int:
     from absl import flags
 
@@ -195,6 +245,7 @@ def main(argv: list[str]) -> int:
     try:
         result = read_result("--json", Path(flags.FLAGS.json))
         settings_runs = tuple(read_result("--settings_json", Path(p)) for p in flags.FLAGS.settings_json)
+        op_profiles = tuple(read_op_profile(Path(p)) for p in flags.FLAGS.op_profile_json)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -203,7 +254,7 @@ def main(argv: list[str]) -> int:
         print(f"error: --gpu_dir={gpu_dir} is not a directory", file=sys.stderr)
         return 2
     out = Path(flags.FLAGS.out)
-    out.write_text(page(result, gpu_dir, settings_runs))
+    out.write_text(page(result, gpu_dir, settings_runs, op_profiles))
     print(f"wrote {out}")
     return 0
 
@@ -213,6 +264,7 @@ if __name__ == "__main__":
 
     flags.DEFINE_string("json", None, "JSON written by benchmarks/train_throughput.py.", required=True)
     flags.DEFINE_list("settings_json", [], "Further train_throughput.py JSONs that compare settings.")
+    flags.DEFINE_list("op_profile_json", [], "JSONs of benchmarks/op_profile.py.")
     flags.DEFINE_string("gpu_dir", None, "OUT_DIR of benchmarks/gpu_suite.sh, if it ran.")
     flags.DEFINE_string("out", str(DEFAULT_OUT), "The page to write.")
     app.run(main)

@@ -229,3 +229,21 @@ def test_tf_and_numpy_pipelines_yield_the_batches_of_the_requested_steps():
     np.testing.assert_array_equal(labels, full[7][1])
     _check_crops(x[labels], images)
     del tf
+
+
+def test_trainer_pipelines_run_without_the_autotuner_and_keep_every_example():
+    """The training and evaluation pipelines turn tf.data's autotuner off (its thread held up the
+    end of every fit / evaluate: docs/performance.md); evaluation still yields every example once,
+    in order, the last batch partial."""
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 256, (23, 32, 32, 3), dtype=np.uint8)
+    y = np.arange(23, dtype=np.int32)
+    train = cifar_data.tf_train_dataset(x, y, 8, 1, 0, 3)
+    evaluation = cifar_data.tf_eval_dataset(x.astype(np.float32), y, 10)
+    for dataset in (train, evaluation):
+        assert dataset.options().autotune.enabled is False
+        assert dataset.options().deterministic is True
+    batches = list(evaluation.as_numpy_iterator())
+    assert [len(b[1]) for b in batches] == [10, 10, 3]
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), y)
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), x.astype(np.float32))

@@ -105,6 +105,10 @@ def train() -> int:
                                       weights=None, weight_decay=FLAGS.weight_decay)
 
     seed = FLAGS.seed
+
+    def eval_data(x, y):
+        return as_eval_data(x, y, FLAGS.eval_batch_size, distribution.name)
+
     if distribute.keras_backend() == "tensorflow":
         def train_input(first_step, num_steps):
             return cifar_data.tf_train_dataset(x_train, y_train, batch, seed, first_step,
@@ -132,11 +136,20 @@ def train() -> int:
     )
     train_data = trainer.TrainData(
         train=train_input, num_train_examples=len(x_train),
-        validation=None if x_val is None else (x_val.astype("float32"), y_val),
-        test=(x_test.astype("float32"), data.y_test), eval_batch_size=FLAGS.eval_batch_size,
+        validation=None if x_val is None else eval_data(x_val.astype("float32"), y_val),
+        test=eval_data(x_test.astype("float32"), data.y_test), eval_batch_size=FLAGS.eval_batch_size,
     )
     trainer.run(config, distribution, build_model, train_data)
     return 0
+
+
+def as_eval_data(x, y, batch: int, strategy: str):
+    """Validation / test data for the trainer: on TensorFlow, for strategies within one host, a
+    tf.data pipeline without the autotuner's teardown wait (cifar_data.tf_data_options); else the
+    arrays, which Keras shards across the workers of multi_worker_mirrored / TPU hosts itself."""
+    if distribute.keras_backend() == "tensorflow" and strategy in ("default", "one_device", "mirrored"):
+        return cifar_data.tf_eval_dataset(x, y, batch)
+    return x, y
 
 
 if __name__ == "__main__":

@@ -351,13 +351,37 @@ def tf_train_dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int, first_
             out = tf.cast(batch_images, tf.float32)
         return out, tf.gather(labels, index)
 
-    options = tf.data.Options()
+    options = tf_data_options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    options.deterministic = True
     return (tf.data.Dataset.from_tensor_slices((indices, steps))
             .map(make_batch, num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE)
             .with_options(options))
+
+
+def tf_data_options():
+    """Options of the CIFAR pipelines: deterministic, and without tf.data's autotuning.
+
+    The autotuner's thread sleeps in doubling periods (10 ms, 20 ms, ...) and the iterator's
+    teardown waits for it: every `fit` and `evaluate` ended up to one period late, e.g. a 2.6 s
+    `fit` took 5.1 s (docs/performance.md). These pipelines are one batched gather and crop per
+    step, so AUTOTUNE's untuned defaults (parallelism = cores) are all they need.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.deterministic = True
+    options.autotune.enabled = False
+    return options
+
+
+def tf_eval_dataset(x: np.ndarray, y: np.ndarray, batch: int):
+    """Batches of `(x, y)` for validation or test, with `tf_data_options` (what `evaluate`
+    would build from the arrays, without the autotuner's teardown wait)."""
+    import tensorflow as tf
+
+    return (tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
+            .prefetch(tf.data.AUTOTUNE).with_options(tf_data_options()))
 
 
 def numpy_train_sequence(x: np.ndarray, y: np.ndarray, batch: int, seed: int, first_step: int,
