@@ -29,6 +29,8 @@ flags.DEFINE_string("logdir", None, "Where the trace goes (default: a temporary 
 flags.DEFINE_string("json", None, "Write the results here.")
 flags.DEFINE_bool("quick", False, "Smoke test: batch 4, 1 step (flags given explicitly still apply).")
 FLAGS = flags.FLAGS
+# Events on the same threads that span the executor's processing of many ops, not one op.
+EXECUTOR_SPANS = frozenset({"Process"})
 
 
 def profile_steps(net: str, batch: int, steps: int, logdir: Path) -> float:
@@ -74,8 +76,9 @@ def op_seconds(logdir: Path) -> dict[str, float]:
                 continue
             for event in line.events:
                 name = plane.event_metadata[event.metadata_id].name
-                if ":" in name:
-                    seconds[name.rsplit(":", 1)[1]] += event.duration_ps / 1e12
+                op_type = name.rsplit(":", 1)[-1]
+                if ":" in name and op_type not in EXECUTOR_SPANS:
+                    seconds[op_type] += event.duration_ps / 1e12
     if not seconds:
         raise RuntimeError(f"{traces[-1]} has no op events on tf_Compute threads")
     return dict(seconds)

@@ -117,6 +117,14 @@ def cpu_ticks() -> dict[str, int]:
     return dict(zip(names, map(int, fields)))
 
 
+def steal_adjusted(rates: list[float], steal: list[float]) -> float:
+    """Median of each round's rate divided by the share of the CPU left to this machine
+    (1 - steal): a first-order correction for the hypervisor's steal; NaN without steal figures."""
+    if not rates or len(steal) != len(rates):
+        return float("nan")
+    return median([rate / max(1 - s / 100, 1e-6) for rate, s in zip(rates, steal)])
+
+
 def steal_percent(before: dict[str, int], after: dict[str, int]) -> float | None:
     """Share of the CPU time between two `cpu_ticks()` that the hypervisor took (steal)."""
     total = sum(after.values()) - sum(before.values())
@@ -1082,14 +1090,16 @@ def markdown(result: dict) -> str:
     if result.get("training"):
         lines += ["", "### Training (synthetic batch in memory, SGD momentum 0.9, median of rounds)", "",
                   ("| net | implementation | framework | precision | XLA | batch | images/s | "
-                   "GFLOP/s | % of limit | CPU steal % |"), "|---|---|---|---|---|---:|---:|---:|---:|---:|"]
+                   "GFLOP/s | % of limit | CPU steal % | images/s, steal-adjusted |"),
+                  "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
         for r in result["training"]:
-            steal = r.get("steal_percent") or [float("nan")]
+            steal = r.get("steal_percent") or []
             lines.append(
                 f"| {r['net']} | {r['implementation']} | {r['framework']} | {r['precision']} | "
                 f"{'on' if r['xla'] else 'off'} | {r['batch']} | {r['images_per_s']:.1f} | "
                 f"{r.get('gflops', float('nan')):.1f} | {r.get('percent_of_limit', float('nan')):.0f} | "
-                f"{median(steal):.1f} |")
+                f"{median(steal) if steal else float('nan'):.1f} | "
+                f"{steal_adjusted(r['rounds'], steal):.1f} |")
     autotune = result.get("autotune", {})
     if "rows" in autotune:
         lines += ["", (f"### tf.data's autotuner: whole `fit` calls of {autotune['steps_per_fit']} steps "

@@ -168,6 +168,8 @@ def test_goals_compare_in_the_stated_direction():
     result["trainer"]["overhead_percent"] = -1.0
     assert {g["key"]: g for g in benchmark.evaluate_goals(result)}["trainer_overhead_percent"]["met"]
     assert goals["serving_p50_ratio"]["met"] and goals["serving_p50_ratio"]["target"] == "<= 1"
+    assert benchmark.steal_adjusted([90.0, 100.0, 80.0], [10.0, 0.0, 50.0]) == pytest.approx(100.0)
+    assert math.isnan(benchmark.steal_adjusted([90.0, 100.0], [10.0]))
     assert benchmark.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0
     assert benchmark.percentile([1.0, 2.0, 3.0, 4.0], 99) == 4.0
 
