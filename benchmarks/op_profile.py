@@ -21,13 +21,6 @@ from pathlib import Path
 
 from absl import app, flags
 
-flags.DEFINE_string("net", "resnet56", "Net to profile (keras_resnet.list_models()).")
-flags.DEFINE_integer("batch", 128, "Batch size.", lower_bound=1)
-flags.DEFINE_integer("steps", 5, "Profiled training steps.", lower_bound=1)
-flags.DEFINE_integer("top", 15, "Op types listed by name; the rest are summed as 'other'.", lower_bound=1)
-flags.DEFINE_string("logdir", None, "Where the trace goes (default: a temporary directory).")
-flags.DEFINE_string("json", None, "Write the results here.")
-flags.DEFINE_bool("quick", False, "Smoke test: batch 4, 1 step (flags given explicitly still apply).")
 FLAGS = flags.FLAGS
 # Events on the same threads that span the executor's processing of many ops, not one op.
 EXECUTOR_SPANS = frozenset({"Process"})
@@ -105,6 +98,17 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def define_flags() -> None:
+    """The script's absl flags (defined only when run, not when make_performance imports it)."""
+    flags.DEFINE_string("net", "resnet56", "Net to profile (keras_resnet.list_models()).")
+    flags.DEFINE_integer("batch", 128, "Batch size.", lower_bound=1)
+    flags.DEFINE_integer("steps", 5, "Profiled training steps.", lower_bound=1)
+    flags.DEFINE_integer("top", 15, "Op types listed by name; the rest are summed as 'other'.", lower_bound=1)
+    flags.DEFINE_string("logdir", None, "Where the trace goes (default: a temporary directory).")
+    flags.DEFINE_string("json", None, "Write the results here.")
+    flags.DEFINE_bool("quick", False, "Smoke test: batch 4, 1 step (flags given explicitly still apply).")
+
+
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
@@ -133,4 +137,5 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
