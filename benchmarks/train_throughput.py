@@ -1209,9 +1209,9 @@ def define_flags() -> None:
 
 QUICK = {"rounds": 2, "seconds_per_round": 0.0, "min_steps": 1, "warmup_steps": 1,
          "nets": ["resnet20"], "cifar_batch": 8, "imagenet_batch": 2, "imagenet_size": 64,
-         "matmul_size": 256, "matmul_seconds": 0.05, "autotune_steps": 1, "trainer_batch": 8, "trainer_steps_per_epoch": 3,
-         "trainer_epochs": 2, "trainer_rounds": 1, "serving_size": 64, "serving_batch": 2,
-         "latency_calls": 2, "batch_calls": 1}
+         "matmul_size": 256, "matmul_seconds": 0.05, "autotune_steps": 1, "trainer_batch": 8,
+         "trainer_steps_per_epoch": 3, "trainer_epochs": 2, "trainer_rounds": 1, "serving_size": 64,
+         "serving_batch": 2, "latency_calls": 2, "batch_calls": 1}
 
 
 def settings_from_flags(flag_values) -> dict:

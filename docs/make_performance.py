@@ -173,8 +173,9 @@ def op_profile_text(profiles: tuple[dict, ...]) -> list[str]:
              ("`benchmarks/op_profile.py` traces `fit` steps with the TensorFlow profiler (the trace "
               "opens in TensorBoard's Profile tab) and sums the ops' durations by type; ops that ran "
               "at the same time on the two inter-op threads both count."), ""]
+    op_profile = load_benchmark("op_profile")
     for profile in profiles:
-        lines += [f"Command: `{profile['command']}`", "", load_benchmark("op_profile").markdown(profile)]
+        lines += [f"Command: `{profile['command']}`", "", op_profile.markdown(profile)]
     return lines
 
 

@@ -113,7 +113,8 @@ def test_quick_run_measures_every_section_with_positive_finite_figures(quick):
         assert_positive(value, f"pipeline {name}")
 
     goals = {g["key"]: g for g in data["goals"]}
-    assert {"resnet20_percent_of_limit", "trainer_overhead_percent", "pipeline_over_pil", "pipeline_over_decode_only", "serving_p50_ratio"} <= set(goals)
+    assert {"resnet20_percent_of_limit", "trainer_overhead_percent", "pipeline_over_pil",
+            "pipeline_over_decode_only", "serving_p50_ratio"} <= set(goals)
     assert all(isinstance(g["met"], bool) for g in goals.values())
     assert data["machine"]["cpu_count"] == os.cpu_count()
     # The printed table is the JSON's.

@@ -363,8 +363,8 @@ def tf_data_options():
     """Options of the CIFAR pipelines: deterministic, and without tf.data's autotuning.
 
     The autotuner's thread sleeps in doubling periods (10 ms, 20 ms, ...) and the iterator's
-    teardown waits for it: every `fit` and `evaluate` ended up to one period late, e.g. a 2.6 s
-    `fit` took 5.1 s (docs/performance.md). These pipelines are one batched gather and crop per
+    teardown waits for it: every `fit` and `evaluate` ended up to one period late (a 10-step
+    `fit` of ResNet-20 took 5.11 s instead of 3.03 s: docs/performance.md). These pipelines are one batched gather and crop per
     step, so AUTOTUNE's untuned defaults (parallelism = cores) are all they need.
     """
     import tensorflow as tf
