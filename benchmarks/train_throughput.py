@@ -48,12 +48,17 @@ CIFAR_NETS = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")
 IMAGENET_NETS = ("resnet50",)
 # reference: keras.applications / hand-written keras.io. Variants of our net, each the figure
 # behind one choice of the model library: ours_keras_bn has Keras's own (unfused)
-# BatchNormalization in place of keras_resnet.layers.BatchNormalization; ours_pool_shortcut
-# subsamples option A's shortcut by a 1x1 max-pool of stride 2 instead of a strided slice (the
-# same values; CIFAR nets only).
-VARIANTS = ("ours_keras_bn", "ours_pool_shortcut")
+# BatchNormalization in place of keras_resnet.layers.BatchNormalization; ours_strided_shortcut
+# subsamples option A's shortcut by the strided slice `x[:, ::2, ::2, :]` instead of
+# keras_resnet.layers.subsample (the same values; CIFAR nets only).
+VARIANTS = ("ours_keras_bn", "ours_strided_shortcut")
 IMPLS = ("ours", *VARIANTS, "reference", "torch")
-SECTIONS = ("training", "autotune", "trainer", "serving", "pipeline")
+SECTIONS = ("training", "shortcut", "threads", "autotune", "trainer", "serving", "pipeline")
+# Option A's subsampling, timed alone (section shortcut): keras_resnet.layers.subsample, the
+# strided slice and a 1x1 max-pool of stride 2, all taking the same pixels.
+SUBSAMPLINGS = ("keras_resnet", "strided_slice", "max_pool")
+SUBSAMPLING_LABELS = {"keras_resnet": "keras_resnet.layers.subsample (reshape + slice)",
+                      "strided_slice": "strided slice", "max_pool": "1x1 max-pool, stride 2"}
 BACKENDS = ("tensorflow", "jax")
 PRECISIONS = ("float32", "bfloat16")
 MOMENTUM = 0.9
@@ -166,7 +171,8 @@ class KerasWorker:
 
     def handlers(self) -> dict[str, Callable[[dict], dict]]:
         return {"versions": self.versions, "setup_train": self.setup_train, "time": self.time,
-                "setup_matmul": self.setup_matmul, "setup_serving": self.setup_serving,
+                "setup_matmul": self.setup_matmul, "setup_shortcut": self.setup_shortcut,
+                "setup_serving": self.setup_serving,
                 "serve": self.serve, "evaluate": self.evaluate, "release": self.release}
 
     def versions(self, request: dict) -> dict:
@@ -303,6 +309,34 @@ class KerasWorker:
         self.contenders[request["id"]] = run
         return {}
 
+    def setup_shortcut(self, request: dict) -> dict:
+        """Forward and backward of option A's subsampling alone on one NHWC batch (`subsampling`
+        kind); `time` steps are calls. TensorFlow backend."""
+        import numpy as np
+        import tensorflow as tf
+
+        rng = np.random.default_rng(0)
+        shape, stride = request["shape"], request["stride"]
+        x = tf.constant(rng.normal(size=shape), tf.float32)
+        function = subsampling(request["kind"])
+        upstream = tf.constant(rng.normal(size=function(x, stride).shape), tf.float32)
+
+        @tf.function
+        def call():
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = function(x, stride)
+            return tape.gradient(y, x, output_gradients=upstream)
+
+        result = [call()]
+
+        def run(count: int) -> float:
+            return _timed(lambda: result.__setitem__(0, call()), count, lambda: result[0][0, 0, 0, 0].numpy())
+
+        run(1)
+        self.contenders[request["id"]] = run
+        return {"call_s": run(1)}
+
     # -- serving
 
     def setup_serving(self, request: dict) -> dict:
@@ -364,27 +398,36 @@ def variant_layer(variant: str, layer):
 
     if variant == "ours_keras_bn" and isinstance(layer, keras_resnet.layers.BatchNormalization):
         return keras.layers.BatchNormalization.from_config(layer.get_config())
-    if variant == "ours_pool_shortcut" and isinstance(layer, keras_resnet.layers.ZeroPadShortcut):
-        return pool_shortcut_class().from_config(layer.get_config())
+    if variant == "ours_strided_shortcut" and isinstance(layer, keras_resnet.layers.ZeroPadShortcut):
+        return strided_shortcut_class().from_config(layer.get_config())
     return layer.__class__.from_config(layer.get_config())
 
 
-@functools.cache
-def pool_shortcut_class():
-    """Option A's shortcut subsampling `x[:, ::s, ::s, :]` by a 1x1 max-pool of stride s (the
-    same pixels, and their gradients), against keras_resnet's strided slice."""
+def subsampling(kind: str) -> Callable:
+    """Option A's subsampling `x[:, ::s, ::s, :]` as keras_resnet does it, as the strided slice
+    itself, or as a 1x1 max-pool of stride s: the same pixels and gradients."""
     from keras import ops
 
     import keras_resnet
 
-    class PoolZeroPadShortcut(keras_resnet.layers.ZeroPadShortcut):
+    return {"keras_resnet": keras_resnet.layers.subsample,
+            "strided_slice": lambda x, s: x[:, ::s, ::s, :] if s > 1 else x,
+            "max_pool": lambda x, s: ops.max_pool(x, pool_size=1, strides=s, padding="same") if s > 1 else x}[kind]
+
+
+@functools.cache
+def strided_shortcut_class():
+    """keras_resnet's option A shortcut with the strided slice in place of layers.subsample."""
+    from keras import ops
+
+    import keras_resnet
+
+    class StridedZeroPadShortcut(keras_resnet.layers.ZeroPadShortcut):
         def call(self, inputs):
-            x = inputs
-            if self.strides > 1:
-                x = ops.max_pool(x, pool_size=1, strides=self.strides, padding="valid")
+            x = subsampling("strided_slice")(inputs, self.strides)
             return ops.pad(x, [[0, 0], [0, 0], [0, 0], [0, self.filters - x.shape[-1]]])
 
-    return PoolZeroPadShortcut
+    return StridedZeroPadShortcut
 
 
 def tf_fit_steps(model, x, y, autotune: bool = False) -> Callable[[int], float]:
@@ -803,7 +846,7 @@ class Run:
                         i for i in self.s["impls"] if i != "torch"]
                     xla_options = self.s["xla"] if framework == "tensorflow" else [framework == "jax"]
                     for impl in [i for i in impls if i in self.s["impls"]]:
-                        if impl == "ours_pool_shortcut" and imagenet:
+                        if impl == "ours_strided_shortcut" and imagenet:
                             continue  # ResNet-50 has option B shortcuts: nothing to subsample
                         for xla in xla_options:
                             contenders.append(self._setup_training(
@@ -829,7 +872,7 @@ class Run:
     def _setup_training(self, net: str, impl: str, framework: str, precision: str, xla: bool,
                         batch: int, image: int, classes: int, **extra: Any) -> dict:
         label = {"ours": "keras_resnet", "ours_keras_bn": "keras_resnet, Keras BN",
-                 "ours_pool_shortcut": "keras_resnet, max-pool shortcut",
+                 "ours_strided_shortcut": "keras_resnet, strided-slice shortcut",
                  "torch": "torchvision" if net in IMAGENET_NETS else "pytorch",
                  "reference": "keras.applications" if net in IMAGENET_NETS else "keras.io-style"}[impl]
         contender = {"id": f"{net}/{impl}/{framework}/{precision}/xla={xla}", "net": net,
@@ -842,6 +885,68 @@ class Run:
         contender.update(setup)
         contender["steps"] = self.steps_for(setup["step_s"])
         return contender
+
+    def shortcut(self) -> None:
+        """Forward + backward ms of option A's subsampling alone, per kind, alternated, at the
+        CIFAR nets' two subsampling shapes (32x32x16 and 16x16x32, stride 2)."""
+        if "tensorflow" not in self.workers:
+            self.result["shortcut"] = {"skipped": "the comparison is of TensorFlow's kernels"}
+            return
+        worker, batch, contenders = self.workers["tensorflow"], self.s["cifar_batch"], []
+        for size, channels in ((32, 16), (16, 32)):
+            shape = [batch, size, size, channels]
+            for kind in SUBSAMPLINGS:
+                contender = {"id": f"shortcut/{kind}/{size}", "kind": kind, "shape": shape, "stride": 2}
+                call_s = worker.call("setup_shortcut", id=contender["id"], kind=kind, shape=shape,
+                                     stride=2)["call_s"]
+                contender["calls"] = max(10, round(self.s["seconds_per_round"] / 5 / max(call_s, 1e-6)))
+                contenders.append(contender)
+
+        def measure(c: dict) -> float:
+            return 1e3 * worker.call("time", id=c["id"], steps=c["calls"])["seconds"] / c["calls"]
+
+        ms = self.alternate(contenders, measure, self.s["rounds"])
+        rows = []
+        for c in contenders:
+            worker.call("release", id=c["id"])
+            rows.append({"kind": c["kind"], "shape": c["shape"], "stride": c["stride"],
+                         "calls_per_round": c["calls"], "ms_rounds": ms[c["id"]],
+                         "median_ms": median(ms[c["id"]]), "steal_percent": c["steal_percent"]})
+        self.result["shortcut"] = {"rows": rows}
+
+    def threads(self) -> None:
+        """Training images/s of our ResNet-20 under TensorFlow thread settings (inter-op x
+        intra-op; 0 is TensorFlow's default, one per core), one worker process each, alternated."""
+        if "tensorflow" not in self.workers:
+            self.result["threads"] = {"skipped": "thread settings are TensorFlow's"}
+            return
+        net, batch, workers, contenders = "resnet20", self.s["cifar_batch"], {}, []
+        try:
+            for setting in self.s["thread_settings"]:
+                inter, intra = (int(v) for v in setting.split("x"))
+                worker = workers[setting] = Worker(
+                    f"tensorflow {setting}", sys.executable, "keras",
+                    {"backend": "tensorflow", "inter_op_threads": inter, "intra_op_threads": intra},
+                    worker_env(KERAS_BACKEND="tensorflow"))
+                contender = {"id": f"threads/{setting}", "setting": setting, "inter_op_threads": inter,
+                             "intra_op_threads": intra}
+                contender.update(worker.call(
+                    "setup_train", id=contender["id"], impl="ours", net=net, image=32, channels=3,
+                    classes=10, batch=batch, precision="float32", xla=False,
+                    warmup_steps=self.s["warmup_steps"]))
+                contender["steps"] = self.steps_for(contender["step_s"])
+                contenders.append(contender)
+
+            def measure(c: dict) -> float:
+                return batch * c["steps"] / workers[c["setting"]].call("time", id=c["id"], steps=c["steps"])["seconds"]
+
+            rates = self.alternate(contenders, measure, self.s["rounds"])
+        finally:
+            for worker in workers.values():
+                worker.close()
+        rows = [{k: c[k] for k in ("setting", "inter_op_threads", "intra_op_threads", "steal_percent")}
+                | {"images_per_s": median(rates[c["id"]]), "rounds": rates[c["id"]]} for c in contenders]
+        self.result["threads"] = {"net": net, "batch": batch, "rows": rows}
 
     def autotune(self) -> None:
         """Whole `fit` calls of our net with and without tf.data's autotuner, alternated: the
@@ -1100,6 +1205,25 @@ def markdown(result: dict) -> str:
                 f"{r.get('gflops', float('nan')):.1f} | {r.get('percent_of_limit', float('nan')):.0f} | "
                 f"{median(steal) if steal else float('nan'):.1f} | "
                 f"{steal_adjusted(r['rounds'], steal):.1f} |")
+    shortcut = result.get("shortcut", {})
+    if "rows" in shortcut:
+        lines += ["", ("### Option A's subsampling alone: forward + backward ms per call "
+                       "(x[:, ::2, ::2, :] and its input gradient)"), "",
+                  "| input (NHWC) | subsampling | median ms | each round, ms |", "|---|---|---:|---|"]
+        for r in shortcut["rows"]:
+            lines.append(f"| {'x'.join(map(str, r['shape']))} | {SUBSAMPLING_LABELS[r['kind']]} | "
+                         f"{r['median_ms']:.2f} | {', '.join(f'{v:.2f}' for v in r['ms_rounds'])} |")
+    threads = result.get("threads", {})
+    if "rows" in threads:
+        lines += ["", (f"### TensorFlow threads: training {threads['net']} at batch {threads['batch']}, "
+                       "one worker process per setting (0: TensorFlow's default, one per core)"), "",
+                  "| inter-op threads | intra-op threads | images/s | CPU steal % | each round |",
+                  "|---:|---:|---:|---:|---|"]
+        for r in threads["rows"]:
+            steal = r["steal_percent"]
+            lines.append(f"| {r['inter_op_threads']} | {r['intra_op_threads']} | {r['images_per_s']:.1f} | "
+                         f"{median(steal) if steal else float('nan'):.1f} | "
+                         f"{', '.join(f'{v:.1f}' for v in r['rounds'])} |")
     autotune = result.get("autotune", {})
     if "rows" in autotune:
         lines += ["", (f"### tf.data's autotuner: whole `fit` calls of {autotune['steps_per_fit']} steps "
@@ -1191,6 +1315,9 @@ def define_flags() -> None:
     flags.DEFINE_bool("torch_compile", False, "torch.compile the PyTorch nets (PyTorch >= 2).")
     flags.DEFINE_enum("torch_memory_format", "channels_last", ["channels_last", "contiguous_format"],
                       "Memory format of the PyTorch nets and batches.")
+    flags.DEFINE_list("thread_settings", ["0x0", "1x0", "0x1", "3x0"],
+                      "TensorFlow thread settings of the threads section, inter-op x intra-op "
+                      "(0: TensorFlow's default).")
     flags.DEFINE_integer("autotune_steps", 10, "Steps per fit call of the autotune comparison.",
                          lower_bound=1)
     flags.DEFINE_string("trainer_net", "resnet20", "Net of the trainer-overhead comparison.")
@@ -1211,7 +1338,7 @@ QUICK = {"rounds": 2, "seconds_per_round": 0.0, "min_steps": 1, "warmup_steps": 
          "nets": ["resnet20"], "cifar_batch": 8, "imagenet_batch": 2, "imagenet_size": 64,
          "matmul_size": 256, "matmul_seconds": 0.05, "autotune_steps": 1, "trainer_batch": 8,
          "trainer_steps_per_epoch": 3, "trainer_epochs": 2, "trainer_rounds": 1, "serving_size": 64,
-         "serving_batch": 2, "latency_calls": 2, "batch_calls": 1}
+         "serving_batch": 2, "latency_calls": 2, "batch_calls": 1, "thread_settings": ["0x0", "1x1"]}
 
 
 def settings_from_flags(flag_values) -> dict:
@@ -1228,6 +1355,11 @@ def settings_from_flags(flag_values) -> dict:
         if unknown or not settings[name]:
             raise ValueError(f"--{name}={','.join(settings[name])}: unknown {unknown or 'empty'}; "
                              f"allowed: {', '.join(allowed)}.")
+    for setting in settings["thread_settings"]:
+        parts = setting.split("x")
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise ValueError(f"--thread_settings: {setting!r} is not INTERxINTRA, two counts >= 0 "
+                             "(0: TensorFlow's default), e.g. 0x0,1x2.")
     settings["xla"] = [v == "on" for v in settings["xla"]]
     if "jax" in settings["backends"]:
         try:

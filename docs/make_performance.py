@@ -29,8 +29,9 @@ CONTENDERS = [
      "BatchNormalization, 1x1-conv projection shortcuts), trained the same way."),
     ("- torchvision / pytorch: torchvision's `resnet50` and a CIFAR ResNet (option A) written in the "
      "benchmark, channels_last, `torch.optim.SGD` momentum 0.9, eager, in a separate process."),
-    ("- keras_resnet, max-pool shortcut: the same CIFAR net with option A's subsampling done by a "
-     "1x1 max-pool of stride 2 instead of a strided slice: the figure behind that layer."),
+    ("- keras_resnet, strided-slice shortcut: the same CIFAR net with option A's subsampling done "
+     "by the strided slice `x[:, ::2, ::2, :]` instead of `keras_resnet.layers.subsample`: the "
+     "figure behind that function."),
     ("- Trainer: `training/cifar10.py` on real Fashion-MNIST in memory (augmentation, callbacks, "
      "per-epoch validation and test evaluation, checkpoints, TensorBoard, metrics.csv), timed from its "
      "metrics.csv after the first epoch, against the bare `fit` step of the same net (mean layer, "
@@ -143,8 +144,9 @@ DEFAULTS = [
     ("- Batch normalization: `keras_resnet.layers.BatchNormalization` runs TensorFlow's fused "
      "kernel in every model on the TensorFlow backend (section *Batch normalization* below: the "
      "same net with Keras's own layer)."),
-    ("- Option A shortcut: `keras_resnet.layers.ZeroPadShortcut` subsamples by a strided slice "
-     "rather than a 1x1 max-pool (section *Option A shortcut* below)."),
+    ("- Option A shortcut: `keras_resnet.layers.ZeroPadShortcut` subsamples with "
+     "`keras_resnet.layers.subsample` (a reshape and a contiguous slice) rather than the strided "
+     "slice or a 1x1 max-pool (section *Option A shortcut* below)."),
     ("- tf.data: the CIFAR trainer's training, validation and test pipelines turn tf.data's "
      "autotuner off (`keras_resnet.training.cifar_data.tf_data_options`). Its thread sleeps in "
      "doubling periods (10 ms, 20 ms, ..., so a call ends at 0.63, 1.27, 2.55, 5.11 s ...) and each "
@@ -157,8 +159,10 @@ DEFAULTS = [
      "where present; it stays opt-in (`--mixed_precision=bfloat16`) because it changes the paper's "
      "numerics and is fast only on CPUs with bfloat16 instructions (AVX512-BF16 / AMX; the "
      "machine's vector features are listed above)."),
-    ("- Threads: TensorFlow's defaults (one intra-op thread per core); the benchmark's "
-     "`--intra_op_threads` / `--inter_op_threads` exist to compare others."),
+    ("- Threads: TensorFlow's defaults (inter-op and intra-op pools of one thread per core): two "
+     "ops run at once (a convolution's input and filter gradients, the shortcut beside the "
+     "residual branch), each on both cores. The table *TensorFlow threads* above compares other "
+     "settings, one worker process each."),
     ("- Evaluation: every epoch on the validation and test splits (the curves of Fig. 6). The "
      "trainer table compares the trainer's epoch with a bare `fit` plus a bare `evaluate` of the "
      "same images, and gives the evaluation's share of the epoch."),
@@ -198,12 +202,15 @@ def page(result: dict, gpu_dir: Path | None = None, settings_runs: tuple[dict, .
     fused = variant_gain(result, "ours_keras_bn", "fused BN", "Keras BN")
     if fused:
         lines += ["## Batch normalization: TensorFlow's fused kernel against Keras's", "", *fused, ""]
-    subsample = variant_gain(result, "ours_pool_shortcut", "strided slice", "max-pool")
+    subsample = variant_gain(result, "ours_strided_shortcut", "reshape + slice", "strided slice")
     if subsample:
-        lines += ["## Option A shortcut: strided slice against a 1x1 max-pool", "",
-                  ("`keras_resnet.layers.ZeroPadShortcut` subsamples by the strided slice "
-                   "`x[:, ::2, ::2, :]`. A 1x1 max-pool of stride 2 selects the same pixels and "
-                   "gradients (tested); the same nets with it:"),
+        lines += ["## Option A shortcut: reshape + slice against the strided slice", "",
+                  ("`keras_resnet.layers.ZeroPadShortcut` takes the pixels `x[:, ::2, ::2, :]` with "
+                   "`keras_resnet.layers.subsample`: it reshapes each 2x2 patch into axes of its own "
+                   "and takes the first pixel with a contiguous slice, whose gradient TensorFlow "
+                   "computes as a Pad; the strided slice's gradient is StridedSliceGrad. The same "
+                   "pixels and gradients (tested); the table *Option A's subsampling alone* above "
+                   "times the two and a 1x1 max-pool by themselves. The whole nets with each:"),
                   "", *subsample, ""]
     choices = variant_choices(result)
     if choices:

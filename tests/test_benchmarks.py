@@ -71,7 +71,7 @@ def test_quick_run_measures_every_section_with_positive_finite_figures(quick):
     assert_positive(data["machine_limit"]["gflops"], "machine limit")
 
     rows = {(r["net"], r["impl"]): r for r in data["training"]}
-    expected = {("resnet20", "ours"), ("resnet20", "ours_keras_bn"), ("resnet20", "ours_pool_shortcut"),
+    expected = {("resnet20", "ours"), ("resnet20", "ours_keras_bn"), ("resnet20", "ours_strided_shortcut"),
                 ("resnet20", "reference")}
     if torch_available():
         assert data["torch"]["available"]
@@ -90,6 +90,20 @@ def test_quick_run_measures_every_section_with_positive_finite_figures(quick):
     # GFLOP/s come from the library's count of each net (the keras.io net adds 1x1 projections).
     assert rows[("resnet20", "ours")]["macs_per_image"] == 40_551_040
     assert rows[("resnet20", "reference")]["macs_per_image"] == 40_551_040 + 2 * (16 * 16 * 16 * 32)
+
+    shortcut = data["shortcut"]["rows"]
+    assert {(r["kind"], tuple(r["shape"])) for r in shortcut} == {
+        (kind, (data["settings"]["cifar_batch"], size, size, channels))
+        for kind in ("keras_resnet", "strided_slice", "max_pool") for size, channels in ((32, 16), (16, 32))}
+    for row in shortcut:
+        assert_positive(row["median_ms"], f"shortcut {row['kind']}")
+        assert len(row["ms_rounds"]) == 2 and all(v > 0 for v in row["ms_rounds"])
+
+    threads = {r["setting"]: r for r in data["threads"]["rows"]}
+    assert set(threads) == {"0x0", "1x1"} and threads["1x1"]["inter_op_threads"] == 1
+    for setting, row in threads.items():
+        assert_positive(row["images_per_s"], f"threads {setting}")
+        assert len(row["rounds"]) == 2
 
     trainer = data["trainer"]
     for name in ("trainer_images_per_s", "bare_images_per_s", "evaluation_s_per_epoch", "trainer_epoch_s",
@@ -121,9 +135,9 @@ def test_quick_run_measures_every_section_with_positive_finite_figures(quick):
     assert "### Goals" in stdout and "| resnet20 | keras.io-style | tensorflow |" in stdout
 
 
-@pytest.mark.parametrize("variant", ["ours_keras_bn", "ours_pool_shortcut"])
+@pytest.mark.parametrize("variant", ["ours_keras_bn", "ours_strided_shortcut"])
 def test_variants_of_our_net_compute_the_same_function(variant):
-    """Each variant the benchmark times against ours (Keras BN, max-pool option A shortcut) gives
+    """Each variant the benchmark times against ours (Keras BN, strided-slice option A shortcut) gives
     ours's outputs and gradients on ours's weights: the comparison is of implementations only."""
     import functools
 
@@ -139,7 +153,7 @@ def test_variants_of_our_net_compute_the_same_function(variant):
     other.set_weights(ours.get_weights())
     kinds = {type(layer) for layer in other.layers} - {type(layer) for layer in ours.layers}
     assert {kind.__name__ for kind in kinds} == {"ours_keras_bn": {"BatchNormalization"},
-                     "ours_pool_shortcut": {"PoolZeroPadShortcut"}}[variant]
+                     "ours_strided_shortcut": {"StridedZeroPadShortcut"}}[variant]
     x = tf.constant(np.random.default_rng(0).normal(size=(4, 15, 15, 3)), tf.float32)
     results = []
     for model in (ours, other):
@@ -181,6 +195,7 @@ def test_goals_compare_in_the_stated_direction():
     ("--precisions=float8", "allowed: float32, bfloat16"),
     ("--sections=", "--sections=: unknown empty"),
     ("--cifar_batch=0", "--cifar_batch"),
+    ("--thread_settings=2x", "--thread_settings: '2x' is not INTERxINTRA"),
 ])
 def test_bad_flags_fail_with_a_clear_error(flag, message):
     result = run(sys.executable, str(BENCHMARK), flag, timeout=120)
@@ -203,8 +218,9 @@ def test_performance_page_is_generated_from_the_json(quick, tmp_path):
         assert f"| {row['net']} | {row['implementation']} | {row['framework']} |" in text
     assert "## Batch normalization: TensorFlow's fused kernel against Keras's" in text
     assert "- resnet20, float32, XLA off: fused BN " in text
-    assert "## Option A shortcut: strided slice against a 1x1 max-pool" in text
-    assert "- resnet20, float32, XLA off: strided slice " in text
+    assert "## Option A shortcut: reshape + slice against the strided slice" in text
+    assert "- resnet20, float32, XLA off: reshape + slice " in text
+    assert "### Option A's subsampling alone" in text and "### TensorFlow threads" in text
 
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"machine": {}}))

@@ -1,11 +1,12 @@
-"""keras_resnet.layers.BatchNormalization: Keras's BN, computed by TF's fused kernel (Sec. 3.4)."""
+"""keras_resnet.layers: BatchNormalization (Keras's BN computed by TF's fused kernel, Sec. 3.4)
+and option A's subsampling (Sec. 3.3)."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_resnet.layers import BatchNormalization
+from keras_resnet.layers import BatchNormalization, subsample
 
 
 def paired_layers(axis=-1, **kwargs):
@@ -83,3 +84,52 @@ def test_batch_norm_config_round_trips_and_is_registered():
     restored = keras.saving.deserialize_keras_object(config)
     assert type(restored) is BatchNormalization
     assert restored.get_config() == ours.get_config()
+
+
+SUBSAMPLE_CASES = [((2, 32, 32, 16), 2), ((2, 16, 16, 32), 2), ((2, 12, 9, 3), 3),
+                   ((2, 15, 15, 4), 2), ((2, 9, 8, 2), 2), ((1, 5, 5, 1), 1)]
+
+
+@pytest.mark.parametrize("static_size", [True, False])
+@pytest.mark.parametrize("shape,stride", SUBSAMPLE_CASES)
+def test_subsample_takes_the_strided_slices_pixels_and_gradients(shape, stride, static_size):
+    """Even, odd and unknown sizes: the values and input gradients of `x[:, ::s, ::s, :]`."""
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=shape), tf.float32)
+    spec_shape = (None, *shape[1:]) if static_size else (None, None, None, shape[-1])
+
+    def with_gradient(function):
+        @tf.function(input_signature=[tf.TensorSpec(spec_shape)])
+        def run(inputs):
+            with tf.GradientTape() as tape:
+                tape.watch(inputs)
+                y = function(inputs)
+                loss = tf.reduce_sum(y * tf.reshape(tf.range(tf.size(y), dtype=tf.float32), tf.shape(y)))
+            return y, tape.gradient(loss, inputs)
+
+        return [t.numpy() for t in run(x)]
+
+    got = with_gradient(lambda inputs: subsample(inputs, stride))
+    want = with_gradient(lambda inputs: inputs[:, ::stride, ::stride, :])
+    assert got[0].shape == want[0].shape == (shape[0], -(-shape[1] // stride), -(-shape[2] // stride), shape[3])
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_subsample_avoids_the_strided_slice_where_the_stride_divides_the_size():
+    """The fast path of the CIFAR nets' shapes: a contiguous Slice, whose gradient is a Pad, not
+    StridedSlice / StridedSliceGrad (3x slower on CPU, docs/performance.md)."""
+
+    def op_types(shape):
+        @tf.function(input_signature=[tf.TensorSpec(shape)])
+        def run(inputs):
+            with tf.GradientTape() as tape:
+                tape.watch(inputs)
+                y = subsample(inputs, 2)
+            return tape.gradient(y, inputs)
+
+        return {op.type for op in run.get_concrete_function().graph.get_operations()}
+
+    fast = op_types((None, 32, 32, 16))
+    assert "Slice" in fast and not {"StridedSlice", "StridedSliceGrad"} & fast
+    assert "StridedSliceGrad" in op_types((None, 15, 15, 16))  # odd size: the strided slice
