@@ -331,7 +331,8 @@ class KerasWorker:
         result = [call()]
 
         def run(count: int) -> float:
-            return _timed(lambda: result.__setitem__(0, call()), count, lambda: result[0][0, 0, 0, 0].numpy())
+            return _timed(lambda: result.__setitem__(0, call()), count,
+                          lambda: result[0][0, 0, 0, 0].numpy())
 
         run(1)
         self.contenders[request["id"]] = run
@@ -412,7 +413,8 @@ def subsampling(kind: str) -> Callable:
 
     return {"keras_resnet": keras_resnet.layers.subsample,
             "strided_slice": lambda x, s: x[:, ::s, ::s, :] if s > 1 else x,
-            "max_pool": lambda x, s: ops.max_pool(x, pool_size=1, strides=s, padding="same") if s > 1 else x}[kind]
+            "max_pool": lambda x, s: (ops.max_pool(x, pool_size=1, strides=s, padding="same")
+                                      if s > 1 else x)}[kind]
 
 
 @functools.cache
@@ -916,20 +918,22 @@ class Run:
 
     def threads(self) -> None:
         """Training images/s of our ResNet-20 under TensorFlow thread settings (inter-op x
-        intra-op; 0 is TensorFlow's default, one per core), one worker process each, alternated."""
+        intra-op; 0 is TensorFlow's default, one per core), each optionally with one environment
+        variable (e.g. a oneDNN option), one worker process each, alternated."""
         if "tensorflow" not in self.workers:
             self.result["threads"] = {"skipped": "thread settings are TensorFlow's"}
             return
         net, batch, workers, contenders = "resnet20", self.s["cifar_batch"], {}, []
         try:
             for setting in self.s["thread_settings"]:
-                inter, intra = (int(v) for v in setting.split("x"))
+                inter, intra, variables = parse_thread_setting(setting)
                 worker = workers[setting] = Worker(
                     f"tensorflow {setting}", sys.executable, "keras",
                     {"backend": "tensorflow", "inter_op_threads": inter, "intra_op_threads": intra},
-                    worker_env(KERAS_BACKEND="tensorflow"))
+                    worker_env(KERAS_BACKEND="tensorflow", **variables))
                 contender = {"id": f"threads/{setting}", "setting": setting, "inter_op_threads": inter,
-                             "intra_op_threads": intra}
+                             "intra_op_threads": intra, "environment": variables,
+                             "versions": worker.call("versions")}
                 contender.update(worker.call(
                     "setup_train", id=contender["id"], impl="ours", net=net, image=32, channels=3,
                     classes=10, batch=batch, precision="float32", xla=False,
@@ -938,13 +942,15 @@ class Run:
                 contenders.append(contender)
 
             def measure(c: dict) -> float:
-                return batch * c["steps"] / workers[c["setting"]].call("time", id=c["id"], steps=c["steps"])["seconds"]
+                seconds = workers[c["setting"]].call("time", id=c["id"], steps=c["steps"])["seconds"]
+                return batch * c["steps"] / seconds
 
             rates = self.alternate(contenders, measure, self.s["rounds"])
         finally:
             for worker in workers.values():
                 worker.close()
-        rows = [{k: c[k] for k in ("setting", "inter_op_threads", "intra_op_threads", "steal_percent")}
+        rows = [{k: c[k] for k in ("setting", "inter_op_threads", "intra_op_threads", "environment",
+                                   "versions", "steal_percent")}
                 | {"images_per_s": median(rates[c["id"]]), "rounds": rates[c["id"]]} for c in contenders]
         self.result["threads"] = {"net": net, "batch": batch, "rows": rows}
 
@@ -1217,11 +1223,13 @@ def markdown(result: dict) -> str:
     if "rows" in threads:
         lines += ["", (f"### TensorFlow threads: training {threads['net']} at batch {threads['batch']}, "
                        "one worker process per setting (0: TensorFlow's default, one per core)"), "",
-                  "| inter-op threads | intra-op threads | images/s | CPU steal % | each round |",
-                  "|---:|---:|---:|---:|---|"]
+                  ("| inter-op threads | intra-op threads | environment | images/s | CPU steal % | "
+                   "each round |"), "|---:|---:|---|---:|---:|---|"]
         for r in threads["rows"]:
             steal = r["steal_percent"]
-            lines.append(f"| {r['inter_op_threads']} | {r['intra_op_threads']} | {r['images_per_s']:.1f} | "
+            variables = " ".join(f"`{k}={v}`" for k, v in r.get("environment", {}).items()) or "-"
+            lines.append(f"| {r['inter_op_threads']} | {r['intra_op_threads']} | {variables} | "
+                         f"{r['images_per_s']:.1f} | "
                          f"{median(steal) if steal else float('nan'):.1f} | "
                          f"{', '.join(f'{v:.1f}' for v in r['rounds'])} |")
     autotune = result.get("autotune", {})
@@ -1316,8 +1324,9 @@ def define_flags() -> None:
     flags.DEFINE_enum("torch_memory_format", "channels_last", ["channels_last", "contiguous_format"],
                       "Memory format of the PyTorch nets and batches.")
     flags.DEFINE_list("thread_settings", ["0x0", "1x0", "0x1", "3x0"],
-                      "TensorFlow thread settings of the threads section, inter-op x intra-op "
-                      "(0: TensorFlow's default).")
+                      "TensorFlow settings of the threads section: INTERxINTRA (inter-op x intra-op "
+                      "threads, 0: TensorFlow's default), optionally :NAME=VALUE, one environment "
+                      "variable of the worker (e.g. 0x0:TF_ENABLE_ONEDNN_OPTS=0).")
     flags.DEFINE_integer("autotune_steps", 10, "Steps per fit call of the autotune comparison.",
                          lower_bound=1)
     flags.DEFINE_string("trainer_net", "resnet20", "Net of the trainer-overhead comparison.")
@@ -1338,7 +1347,20 @@ QUICK = {"rounds": 2, "seconds_per_round": 0.0, "min_steps": 1, "warmup_steps": 
          "nets": ["resnet20"], "cifar_batch": 8, "imagenet_batch": 2, "imagenet_size": 64,
          "matmul_size": 256, "matmul_seconds": 0.05, "autotune_steps": 1, "trainer_batch": 8,
          "trainer_steps_per_epoch": 3, "trainer_epochs": 2, "trainer_rounds": 1, "serving_size": 64,
-         "serving_batch": 2, "latency_calls": 2, "batch_calls": 1, "thread_settings": ["0x0", "1x1"]}
+         "serving_batch": 2, "latency_calls": 2, "batch_calls": 1, "thread_settings": ["0x0", "1x1:TF_ENABLE_ONEDNN_OPTS=0"]}
+
+
+def parse_thread_setting(setting: str) -> tuple[int, int, dict[str, str]]:
+    """'INTERxINTRA' or 'INTERxINTRA:NAME=VALUE' as (inter-op, intra-op, {NAME: VALUE})."""
+    threads, _, variable = setting.partition(":")
+    counts = threads.split("x")
+    name, equals, value = variable.partition("=")
+    if len(counts) != 2 or not all(c.isdigit() for c in counts) or (
+            variable and not (equals and name.isidentifier())):
+        raise ValueError(f"--thread_settings: {setting!r} is not INTERxINTRA (two counts >= 0, 0: "
+                         "TensorFlow's default) with an optional :NAME=VALUE environment variable, "
+                         "e.g. 0x0,1x2,0x0:TF_ENABLE_ONEDNN_OPTS=0.")
+    return int(counts[0]), int(counts[1]), ({name: value} if variable else {})
 
 
 def settings_from_flags(flag_values) -> dict:
@@ -1356,10 +1378,7 @@ def settings_from_flags(flag_values) -> dict:
             raise ValueError(f"--{name}={','.join(settings[name])}: unknown {unknown or 'empty'}; "
                              f"allowed: {', '.join(allowed)}.")
     for setting in settings["thread_settings"]:
-        parts = setting.split("x")
-        if len(parts) != 2 or not all(p.isdigit() for p in parts):
-            raise ValueError(f"--thread_settings: {setting!r} is not INTERxINTRA, two counts >= 0 "
-                             "(0: TensorFlow's default), e.g. 0x0,1x2.")
+        parse_thread_setting(setting)
     settings["xla"] = [v == "on" for v in settings["xla"]]
     if "jax" in settings["backends"]:
         try:

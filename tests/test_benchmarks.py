@@ -100,7 +100,10 @@ def test_quick_run_measures_every_section_with_positive_finite_figures(quick):
         assert len(row["ms_rounds"]) == 2 and all(v > 0 for v in row["ms_rounds"])
 
     threads = {r["setting"]: r for r in data["threads"]["rows"]}
-    assert set(threads) == {"0x0", "1x1"} and threads["1x1"]["inter_op_threads"] == 1
+    assert set(threads) == {"0x0", "1x1:TF_ENABLE_ONEDNN_OPTS=0"}
+    assert threads["1x1:TF_ENABLE_ONEDNN_OPTS=0"]["inter_op_threads"] == 1
+    assert threads["1x1:TF_ENABLE_ONEDNN_OPTS=0"]["versions"]["onednn"] == "0"  # reached the worker
+    assert threads["0x0"]["versions"]["onednn"] == "default (on)"
     for setting, row in threads.items():
         assert_positive(row["images_per_s"], f"threads {setting}")
         assert len(row["rounds"]) == 2
@@ -148,13 +151,22 @@ def test_variants_of_our_net_compute_the_same_function(variant):
     import keras_resnet
 
     benchmark = load(BENCHMARK)
+    keras.utils.set_random_seed(0)
     ours = keras_resnet.ResNet20(input_shape=(15, 15, 3))  # odd sizes: subsampling rounds up
+    # Random BN offsets keep ReLU inputs off the kink at 0: a channel that a ReLU zeroed for the
+    # whole batch normalizes to exactly 0 in one BN and to +-1e-8 in the other, and the two ReLU
+    # gradients (0 or 1, both valid) then differ by far more than rounding.
+    rng = np.random.default_rng(0)
+    for layer in ours.layers:
+        if isinstance(layer, keras_resnet.layers.BatchNormalization):
+            layer.gamma.assign(rng.normal(1, 0.1, layer.gamma.shape))
+            layer.beta.assign(rng.normal(0, 0.5, layer.beta.shape))
     other = keras.models.clone_model(ours, clone_function=functools.partial(benchmark.variant_layer, variant))
     other.set_weights(ours.get_weights())
     kinds = {type(layer) for layer in other.layers} - {type(layer) for layer in ours.layers}
     assert {kind.__name__ for kind in kinds} == {"ours_keras_bn": {"BatchNormalization"},
                      "ours_strided_shortcut": {"StridedZeroPadShortcut"}}[variant]
-    x = tf.constant(np.random.default_rng(0).normal(size=(4, 15, 15, 3)), tf.float32)
+    x = tf.constant(rng.normal(size=(8, 15, 15, 3)), tf.float32)
     results = []
     for model in (ours, other):
         with tf.GradientTape() as tape:
@@ -163,7 +175,7 @@ def test_variants_of_our_net_compute_the_same_function(variant):
             loss = tf.reduce_sum(y * tf.range(10, dtype=tf.float32))
         results.append([y, tape.gradient(loss, x)])
     for a, b in zip(*results):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4 * np.abs(b.numpy()).max())
 
 
 def test_goals_compare_in_the_stated_direction():
@@ -196,6 +208,7 @@ def test_goals_compare_in_the_stated_direction():
     ("--sections=", "--sections=: unknown empty"),
     ("--cifar_batch=0", "--cifar_batch"),
     ("--thread_settings=2x", "--thread_settings: '2x' is not INTERxINTRA"),
+    ("--thread_settings=0x0:NOVALUE", "--thread_settings: '0x0:NOVALUE' is not INTERxINTRA"),
 ])
 def test_bad_flags_fail_with_a_clear_error(flag, message):
     result = run(sys.executable, str(BENCHMARK), flag, timeout=120)

@@ -104,21 +104,23 @@ def test_subsample_takes_the_strided_slices_pixels_and_gradients(shape, stride, 
             with tf.GradientTape() as tape:
                 tape.watch(inputs)
                 y = function(inputs)
-                loss = tf.reduce_sum(y * tf.reshape(tf.range(tf.size(y), dtype=tf.float32), tf.shape(y)))
+                weights = tf.reshape(tf.range(tf.size(y), dtype=tf.float32), tf.shape(y))
+                loss = tf.reduce_sum(y * weights)
             return y, tape.gradient(loss, inputs)
 
         return [t.numpy() for t in run(x)]
 
     got = with_gradient(lambda inputs: subsample(inputs, stride))
     want = with_gradient(lambda inputs: inputs[:, ::stride, ::stride, :])
-    assert got[0].shape == want[0].shape == (shape[0], -(-shape[1] // stride), -(-shape[2] // stride), shape[3])
+    rounded_up = (shape[0], -(-shape[1] // stride), -(-shape[2] // stride), shape[3])
+    assert got[0].shape == want[0].shape == rounded_up
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
 
 
 def test_subsample_avoids_the_strided_slice_where_the_stride_divides_the_size():
     """The fast path of the CIFAR nets' shapes: a contiguous Slice, whose gradient is a Pad, not
-    StridedSlice / StridedSliceGrad (3x slower on CPU, docs/performance.md)."""
+    StridedSlice / StridedSliceGrad (slower on CPU, docs/performance.md)."""
 
     def op_types(shape):
         @tf.function(input_signature=[tf.TensorSpec(shape)])
