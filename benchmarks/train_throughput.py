@@ -707,6 +707,16 @@ def worker_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def keras_worker(name: str, backend: str, inter_op_threads: int, intra_op_threads: int,
+                 **env: str) -> Worker:
+    """A Keras worker process on `backend` with TensorFlow's thread counts (0: its default) and
+    extra environment variables."""
+    return Worker(name, sys.executable, "keras",
+                  {"backend": backend, "inter_op_threads": inter_op_threads,
+                   "intra_op_threads": intra_op_threads},
+                  worker_env(KERAS_BACKEND=backend, **env))
+
+
 def find_torch_python(candidates: list[str]) -> tuple[str | None, str]:
     """The first Python that imports torch and torchvision, and a note saying which or why none."""
     tried = []
@@ -757,9 +767,8 @@ class Run:
     def start_workers(self) -> None:
         versions = {}
         for backend in self.s["backends"]:
-            self.workers[backend] = Worker(backend, sys.executable, "keras", {
-                "backend": backend, "intra_op_threads": self.s["intra_op_threads"],
-                "inter_op_threads": self.s["inter_op_threads"]}, worker_env(KERAS_BACKEND=backend))
+            self.workers[backend] = keras_worker(backend, backend, self.s["inter_op_threads"],
+                                                 self.s["intra_op_threads"])
             versions[backend] = self.workers[backend].call("versions")
         if "torch" in self.s["impls"]:
             python, note = find_torch_python(self.s["torch_python"])
@@ -888,6 +897,14 @@ class Run:
         contender["steps"] = self.steps_for(setup["step_s"])
         return contender
 
+    def _setup_ours_cifar(self, worker: Worker, contender_id: str, net: str, batch: int,
+                          **extra: Any) -> dict:
+        """`setup_train` of our CIFAR net at fp32 with XLA off (the sections that vary one
+        setting of it: threads, autotune)."""
+        return worker.call("setup_train", id=contender_id, impl="ours", net=net, image=32, channels=3,
+                           classes=10, batch=batch, precision="float32", xla=False,
+                           warmup_steps=self.s["warmup_steps"], **extra)
+
     def shortcut(self) -> None:
         """Forward + backward ms of option A's subsampling alone, per kind, alternated, at the
         CIFAR nets' two subsampling shapes (32x32x16 and 16x16x32, stride 2)."""
@@ -927,17 +944,12 @@ class Run:
         try:
             for setting in self.s["thread_settings"]:
                 inter, intra, variables = parse_thread_setting(setting)
-                worker = workers[setting] = Worker(
-                    f"tensorflow {setting}", sys.executable, "keras",
-                    {"backend": "tensorflow", "inter_op_threads": inter, "intra_op_threads": intra},
-                    worker_env(KERAS_BACKEND="tensorflow", **variables))
+                worker = workers[setting] = keras_worker(f"tensorflow {setting}", "tensorflow", inter,
+                                                         intra, **variables)
                 contender = {"id": f"threads/{setting}", "setting": setting, "inter_op_threads": inter,
                              "intra_op_threads": intra, "environment": variables,
                              "versions": worker.call("versions")}
-                contender.update(worker.call(
-                    "setup_train", id=contender["id"], impl="ours", net=net, image=32, channels=3,
-                    classes=10, batch=batch, precision="float32", xla=False,
-                    warmup_steps=self.s["warmup_steps"]))
+                contender.update(self._setup_ours_cifar(worker, contender["id"], net, batch))
                 contender["steps"] = self.steps_for(contender["step_s"])
                 contenders.append(contender)
 
@@ -964,10 +976,8 @@ class Run:
         worker, contenders = self.workers["tensorflow"], []
         for autotune in (False, True):
             contender = {"id": f"autotune/{net}/{autotune}", "autotune": autotune}
-            contender.update(worker.call(
-                "setup_train", id=contender["id"], impl="ours", net=net, image=32, channels=3,
-                classes=10, batch=batch, precision="float32", xla=False,
-                warmup_steps=self.s["warmup_steps"], autotune=autotune))
+            contender.update(self._setup_ours_cifar(worker, contender["id"], net, batch,
+                                                    autotune=autotune))
             contenders.append(contender)
 
         def measure(c: dict) -> float:
@@ -1347,7 +1357,8 @@ QUICK = {"rounds": 2, "seconds_per_round": 0.0, "min_steps": 1, "warmup_steps": 
          "nets": ["resnet20"], "cifar_batch": 8, "imagenet_batch": 2, "imagenet_size": 64,
          "matmul_size": 256, "matmul_seconds": 0.05, "autotune_steps": 1, "trainer_batch": 8,
          "trainer_steps_per_epoch": 3, "trainer_epochs": 2, "trainer_rounds": 1, "serving_size": 64,
-         "serving_batch": 2, "latency_calls": 2, "batch_calls": 1, "thread_settings": ["0x0", "1x1:TF_ENABLE_ONEDNN_OPTS=0"]}
+         "serving_batch": 2, "latency_calls": 2, "batch_calls": 1,
+         "thread_settings": ["0x0", "1x1:TF_ENABLE_ONEDNN_OPTS=0"]}
 
 
 def parse_thread_setting(setting: str) -> tuple[int, int, dict[str, str]]:
