@@ -154,7 +154,8 @@ class KerasWorker:
 
     def __init__(self, config: dict):
         os.environ["KERAS_BACKEND"] = config["backend"]
-        import keras
+        import keras_resnet  # noqa: F401  before keras: TensorFlow loads with the library's runtime
+        import keras  # defaults (keras_resnet.runtime), for every contender of this worker
 
         self.keras = keras
         self.backend = keras.backend.backend()
@@ -183,7 +184,11 @@ class KerasWorker:
             import tensorflow as tf
 
             info["tensorflow"] = tf.__version__
-            info["onednn"] = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)")
+            from keras_resnet import runtime
+
+            variable = os.environ.get(runtime.ONEDNN_VARIABLE, "unset")
+            info["onednn"] = f"{'on' if runtime.onednn_enabled() else 'off'} " \
+                             f"({runtime.ONEDNN_VARIABLE}={variable})"
         else:
             import jax
 
@@ -1333,7 +1338,8 @@ def define_flags() -> None:
     flags.DEFINE_bool("torch_compile", False, "torch.compile the PyTorch nets (PyTorch >= 2).")
     flags.DEFINE_enum("torch_memory_format", "channels_last", ["channels_last", "contiguous_format"],
                       "Memory format of the PyTorch nets and batches.")
-    flags.DEFINE_list("thread_settings", ["0x0", "1x0", "0x1", "3x0"],
+    flags.DEFINE_list("thread_settings",
+                      ["0x0", "1x0", "0x1", "3x0", "0x0:TF_ENABLE_ONEDNN_OPTS=0"],
                       "TensorFlow settings of the threads section: INTERxINTRA (inter-op x intra-op "
                       "threads, 0: TensorFlow's default), optionally :NAME=VALUE, one environment "
                       "variable of the worker (e.g. 0x0:TF_ENABLE_ONEDNN_OPTS=0).")

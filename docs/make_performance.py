@@ -159,13 +159,20 @@ DEFAULTS = [
      "where present; it stays opt-in (`--mixed_precision=bfloat16`) because it changes the paper's "
      "numerics and is fast only on CPUs with bfloat16 instructions (AVX512-BF16 / AMX; the "
      "machine's vector features are listed above)."),
-    ("- Threads and oneDNN: TensorFlow's defaults (inter-op and intra-op pools of one thread per "
-     "core, oneDNN on): two ops run at once (a convolution's input and filter gradients, the "
-     "shortcut beside the residual branch), each on both cores. The tables *TensorFlow threads* "
-     "compare other thread settings and oneDNN options (`TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD`, "
-     "`TF_ENABLE_ONEDNN_OPTS=0`), one worker process each. Three inter-op threads (`3x0`) "
-     "have been faster than the default in one run and slower in another: the default stays "
-     "TensorFlow's until a longer run settles it."),
+    ("- oneDNN: on. TensorFlow turns its oneDNN kernels on by itself only on x86 CPUs with "
+     "AVX512-VNNI, AVX512-BF16, AVX-VNNI or AMX, and runs its Eigen kernels elsewhere (AVX2 "
+     "machines such as most AMD EPYCs); importing `keras_resnet` before TensorFlow sets "
+     "`TF_ENABLE_ONEDNN_OPTS=1` on x86-64 unless it is set already (`keras_resnet.runtime`), so the "
+     "trainers, the benchmark's Keras worker (keras.applications' contenders too) and library users "
+     "who import it first get them. The machine section above says what TensorFlow ran with; the "
+     "table *TensorFlow threads* has a worker with `TF_ENABLE_ONEDNN_OPTS=0`: the figure behind "
+     "this choice on the machine of the run."),
+    ("- Threads: TensorFlow's defaults (inter-op and intra-op pools of one thread per core): two "
+     "ops run at once (a convolution's input and filter gradients, the shortcut beside the "
+     "residual branch), each on both cores. The table *TensorFlow threads* compares other thread "
+     "settings, one worker process each; a settings run (where present) adds oneDNN's "
+     "`TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD`. Three inter-op threads (`3x0`) have been faster "
+     "than the default in one run and slower in others: the default stays TensorFlow's."),
     ("- Evaluation: every epoch on the validation and test splits (the curves of Fig. 6). The "
      "trainer table compares the trainer's epoch with a bare `fit` plus a bare `evaluate` of the "
      "same images, and gives the evaluation's share of the epoch."),

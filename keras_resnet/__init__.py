@@ -4,9 +4,13 @@
 ResNet-18/34, the plain nets, the CIFAR nets of Sec. 4.2 and the shortcut options A/B/C.
 """
 
-from keras_resnet import layers, losses, models
-from keras_resnet.flops import count_flops
-from keras_resnet.models import (
+from keras_resnet import runtime
+
+runtime.prefer_onednn()  # before anything below imports TensorFlow (see keras_resnet.runtime)
+
+from keras_resnet import layers, losses, models  # noqa: E402
+from keras_resnet.flops import count_flops  # noqa: E402
+from keras_resnet.models import (  # noqa: E402
     ResNet18,
     ResNet34,
     ResNet50,
@@ -35,4 +39,4 @@ from keras_resnet.models import (
 
 __version__ = "0.1.0"
 
-__all__ = ["count_flops", "layers", "losses", *models.__all__]
+__all__ = ["count_flops", "layers", "losses", "runtime", *models.__all__]

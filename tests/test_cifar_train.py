@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import platform
 import signal
 import tarfile
 import time
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 import cifar_helpers as helpers
+from keras_resnet import runtime
 from keras_resnet.training.trainer import list_checkpoints
 
 # Bars measured on this 2-core CPU (TF 2.21, Keras 3.15): FASHION_MNIST_ARGS gave 0.776 test
@@ -52,6 +54,8 @@ def test_resnet20_learns_real_fashion_mnist_and_writes_the_model_dir_contract(tm
     assert summary.startswith("resnet20 on fashion_mnist: test error") and "150 steps" in summary
     for key in ("train_wall_s", "images_per_s", "hardware", "flags"):
         assert key in results
+    if platform.machine().lower() in runtime.X86_64 and runtime.ONEDNN_VARIABLE not in os.environ:
+        assert results["hardware"]["onednn"] is True  # keras_resnet.runtime's default reached it
     assert results["flags"]["batch_size"] == 64 and results["flags"]["model"] == "resnet20"
 
     metadata = json.loads((model_dir / "metadata.json").read_text())

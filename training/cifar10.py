@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import sys
 
+import keras_resnet  # noqa: I001 (first: keras_resnet.runtime sets TF's oneDNN default before TF loads)
 import keras
 from absl import app, flags
 
-import keras_resnet
 from keras_resnet.training import cifar_data, distribute, schedules, trainer
 from keras_resnet.training.errors import UsageError
 from keras_resnet.training.flags import define_common_flags, flag_values_dict

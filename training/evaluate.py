@@ -16,6 +16,7 @@ import json
 import os
 import sys
 
+import keras_resnet  # noqa: F401, I001 (first: keras_resnet.runtime sets TF's oneDNN default before TF loads)
 import keras
 import tensorflow as tf
 from absl import app, flags

@@ -20,10 +20,10 @@ import json
 import os
 import sys
 
+import keras_resnet  # noqa: I001 (first: keras_resnet.runtime sets TF's oneDNN default before TF loads)
 import keras
 from absl import app, flags
 
-import keras_resnet
 from keras_resnet.training import distribute, evaluation, schedules, trainer
 from keras_resnet.training import imagenet_input as data
 from keras_resnet.training.flags import define_common_flags, flag_values_dict

@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 import keras
 import numpy as np
 
+from keras_resnet import runtime
 from keras_resnet.losses import SparseLabelSmoothingCrossentropy
 from keras_resnet.training.distribute import (
     Distribution,
@@ -464,8 +465,9 @@ def evaluate(model: keras.Model, data: Any, batch_size: int) -> dict:
 
 
 def hardware() -> dict:
-    """The devices training ran on, and how loaded the machine was (1/5/15-minute load averages
-    as training ends; the run itself accounts for about its thread count), for results.json."""
+    """The devices training ran on, whether TensorFlow ran its oneDNN kernels, and how loaded the
+    machine was (1/5/15-minute load averages as training ends; the run itself accounts for about
+    its thread count), for results.json."""
     info = {"backend": keras.backend.backend(), "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
             "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}
@@ -477,6 +479,7 @@ def hardware() -> dict:
         import tensorflow as tf
 
         info["tensorflow"] = tf.__version__
+        info["onednn"] = runtime.onednn_enabled()
         info["devices"] = [
             tf.config.experimental.get_device_details(d).get("device_name", d.name)
             if d.device_type == "GPU" else d.name

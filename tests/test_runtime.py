@@ -1,0 +1,57 @@
+"""keras_resnet.runtime: TensorFlow's oneDNN kernels on x86-64 unless the user chose otherwise."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from keras_resnet import runtime
+
+REPO = Path(__file__).resolve().parents[1]
+x86_64_only = pytest.mark.skipif(platform.machine().lower() not in runtime.X86_64,
+                                 reason="the default applies to x86-64 processors only")
+
+
+def tensorflow_state(code: str, **env: str) -> dict:
+    """Runs `code` in a fresh Python whose environment has no TF_ENABLE_ONEDNN_OPTS (plus `env`);
+    returns the variable and whether TensorFlow runs oneDNN, as the code left them."""
+    base = {k: v for k, v in os.environ.items() if k != runtime.ONEDNN_VARIABLE}
+    base.update(PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2", **env)
+    probe = (f"{code}\nimport json, os\nfrom keras_resnet import runtime\n"
+             "print(json.dumps({'variable': os.environ.get(runtime.ONEDNN_VARIABLE), "
+             "'onednn': runtime.onednn_enabled()}))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=base, capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@x86_64_only
+def test_importing_keras_resnet_first_runs_tensorflow_with_onednn_kernels():
+    assert tensorflow_state("import keras_resnet\nimport keras") == {"variable": "1", "onednn": True}
+
+
+def test_an_explicit_choice_of_the_user_is_kept():
+    state = tensorflow_state("import keras_resnet", TF_ENABLE_ONEDNN_OPTS="0")
+    assert state == {"variable": "0", "onednn": False}
+
+
+def test_once_tensorflow_is_imported_keras_resnet_leaves_its_settings_alone():
+    state = tensorflow_state("import tensorflow\nimport keras_resnet")
+    assert state["variable"] is None  # TensorFlow decided at import; a late variable would lie
+
+
+@x86_64_only
+@pytest.mark.parametrize("script", ["cifar10", "imagenet", "evaluate"])
+def test_the_training_scripts_load_keras_resnet_before_tensorflow(script):
+    """Importing a script's modules (not running it) leaves TF with oneDNN on."""
+    code = (f"import runpy, sys\nsys.argv = ['{script}.py', '--helpshort']\n"
+            f"try:\n    runpy.run_path('training/{script}.py', run_name='__main__')\n"
+            "except SystemExit:\n    pass")
+    assert tensorflow_state(code) == {"variable": "1", "onednn": True}
