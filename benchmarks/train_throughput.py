@@ -823,20 +823,15 @@ class Run:
         for framework, worker in self.workers.items():
             for dtype in sorted({"float32", *self.s["precisions"]}):
                 contender = {"id": f"matmul/{framework}/{dtype}", "worker": framework,
-                             "framework": framework, "dtype": dtype}
+                             "framework": framework, "dtype": dtype, "matmul_size": n}
                 worker.call("setup_matmul", id=contender["id"], size=n, dtype=dtype)
                 seconds = worker.call("time", id=contender["id"], steps=1)["seconds"]
                 contender["steps"] = max(2, round(self.s["matmul_seconds"] / max(seconds, 1e-6)))
                 contenders.append(contender)
 
-        def measure(c: dict) -> float:
-            seconds = self.workers[c["worker"]].call("time", id=c["id"], steps=c["steps"])["seconds"]
-            return 2 * n**3 * c["steps"] / seconds / 1e9
-
-        rates = self.alternate(contenders, measure, self.s["rounds"])
+        rates = self.alternate(contenders, self.measure_limit, self.s["rounds"])
         limit: dict[str, dict] = {}
         for c in contenders:
-            self.workers[c["worker"]].call("release", id=c["id"])
             limit.setdefault(c["framework"], {})[c["dtype"]] = {
                 "gflops": median(rates[c["id"]]), "rounds": rates[c["id"]], "matmul_size": n,
                 "matmuls_per_round": c["steps"]}
@@ -844,10 +839,27 @@ class Run:
         best = max(limit, key=lambda framework: limit[framework]["float32"]["gflops"])
         self.result["machine_limit"] = {"gflops": limit[best]["float32"]["gflops"], "framework": best,
                                         "dtype": "float32"}
+        for c in contenders:  # the limit's matmul runs on beside each net's training rounds
+            if (c["framework"], c["dtype"]) == (best, "float32"):
+                self.limit_matmul = c
+            else:
+                self.workers[c["worker"]].call("release", id=c["id"])
+
+    def limit_in_rounds(self) -> dict:
+        """The limit's matmul as one more contender of an alternation, so that a net's % of the
+        limit divides rates measured in the same rounds (the machine's speed drifts over a run)."""
+        return {**self.limit_matmul, "limit": True}
+
+    def measure_limit(self, c: dict) -> float:
+        n = c["matmul_size"]
+        seconds = self.workers[c["worker"]].call("time", id=c["id"], steps=c["steps"])["seconds"]
+        return 2 * n**3 * c["steps"] / seconds / 1e9
 
     def training(self) -> None:
-        """Training images/s of every contender, alternated round by round within each net."""
-        rows = []
+        """Training images/s of every contender, alternated round by round within each net, with
+        the limit's matmul as one more contender: each net's % of the limit is of the limit
+        measured in its own rounds."""
+        rows, limits = [], {}
         for net in self.s["nets"]:
             imagenet = net in IMAGENET_NETS
             batch = self.s["imagenet_batch"] if imagenet else self.s["cifar_batch"]
@@ -870,10 +882,16 @@ class Run:
             macs = next((c["macs_per_image"] for c in contenders if c["impl"] == "ours"), None)
 
             def measure(c: dict) -> float:
+                if c.get("limit"):
+                    return self.measure_limit(c)
                 seconds = self.workers[c["framework"]].call("time", id=c["id"], steps=c["steps"])["seconds"]
                 return c["batch"] * c["steps"] / seconds
 
-            rates = self.alternate(contenders, measure, self.s["rounds"])
+            limit = self.limit_in_rounds()
+            rates = self.alternate([*contenders, limit], measure, self.s["rounds"])
+            net_limit = median(rates[limit["id"]])
+            limits[net] = {"gflops": net_limit, "rounds": rates[limit["id"]],
+                           "steal_percent": limit["steal_percent"]}
             for c in contenders:
                 self.workers[c["framework"]].call("release", id=c["id"])
                 c["macs_per_image"] = c.get("macs_per_image") or macs
@@ -881,9 +899,11 @@ class Run:
                 c["rounds"] = rates[c["id"]]
                 if c["macs_per_image"]:
                     c["gflops"] = c["images_per_s"] * c["macs_per_image"] * 2 * 3 / 1e9
-                    c["percent_of_limit"] = 100 * c["gflops"] / self.result["machine_limit"]["gflops"]
+                    c["limit_gflops"] = net_limit
+                    c["percent_of_limit"] = 100 * c["gflops"] / net_limit
                 rows.append(c)
         self.result["training"] = rows
+        self.result["training_limits"] = limits
 
     def _setup_training(self, net: str, impl: str, framework: str, precision: str, xla: bool,
                         batch: int, image: int, classes: int, **extra: Any) -> dict:
@@ -939,13 +959,13 @@ class Run:
         self.result["shortcut"] = {"rows": rows}
 
     def threads(self) -> None:
-        """Training images/s of our ResNet-20 under TensorFlow thread settings (inter-op x
+        """Training images/s of our CIFAR net (--threads_net) under TensorFlow thread settings (inter-op x
         intra-op; 0 is TensorFlow's default, one per core), each optionally with one environment
         variable (e.g. a oneDNN option), one worker process each, alternated."""
         if "tensorflow" not in self.workers:
             self.result["threads"] = {"skipped": "thread settings are TensorFlow's"}
             return
-        net, batch, workers, contenders = "resnet20", self.s["cifar_batch"], {}, []
+        net, batch, workers, contenders = self.s["threads_net"], self.s["cifar_batch"], {}, []
         try:
             for setting in self.s["thread_settings"]:
                 inter, intra, variables = parse_thread_setting(setting)
@@ -1211,8 +1231,15 @@ def markdown(result: dict) -> str:
             lines.append(f"| {framework} | {dtype} | {row['gflops']:.0f} |")
     if "machine_limit" in result:
         limit = result["machine_limit"]
-        lines += ["", (f"Limit used for '% of limit': {limit['gflops']:.0f} GFLOP/s "
-                       f"({limit['framework']}, {limit['dtype']}).")]
+        lines += ["", (f"The limit is {limit['framework']}'s {limit['dtype']} matmul. Each net's "
+                       "'% of limit' divides by the limit measured in that net's own rounds (the "
+                       "matmul alternates with its contenders), below; this table is the run's "
+                       "start.")]
+    if result.get("training_limits"):
+        lines += ["", "| rounds of | limit GFLOP/s | each round |", "|---|---:|---|"]
+        for net, row in result["training_limits"].items():
+            lines.append(f"| {net} | {row['gflops']:.0f} | "
+                         f"{', '.join(f'{v:.0f}' for v in row['rounds'])} |")
     if result.get("training"):
         lines += ["", "### Training (synthetic batch in memory, SGD momentum 0.9, median of rounds)", "",
                   ("| net | implementation | framework | precision | XLA | batch | images/s | "
@@ -1343,6 +1370,7 @@ def define_flags() -> None:
                       "TensorFlow settings of the threads section: INTERxINTRA (inter-op x intra-op "
                       "threads, 0: TensorFlow's default), optionally :NAME=VALUE, one environment "
                       "variable of the worker (e.g. 0x0:TF_ENABLE_ONEDNN_OPTS=0).")
+    flags.DEFINE_enum("threads_net", "resnet20", list(CIFAR_NETS), "CIFAR net of the threads section.")
     flags.DEFINE_integer("autotune_steps", 10, "Steps per fit call of the autotune comparison.",
                          lower_bound=1)
     flags.DEFINE_string("trainer_net", "resnet20", "Net of the trainer-overhead comparison.")

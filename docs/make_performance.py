@@ -203,7 +203,9 @@ def page(result: dict, gpu_dir: Path | None = None, settings_runs: tuple[dict, .
              "`benchmarks/train_throughput.py`; do not edit by hand. Contenders were alternated round "
              "by round in one run on one machine and the medians are shown. GFLOP/s = images/s x "
              "multiply-adds per image (`keras_resnet.count_flops`) x 2 x 3 (forward and backward); "
-             "the limit is the best framework's fp32 matrix multiply measured in the same run. The "
+             "the limit is the best framework's fp32 matrix multiply, measured in the same rounds as each "
+             "net (it alternates with the net's contenders, so a drift of the machine's speed over "
+             "the run cancels out of '% of limit'). The "
              "steal-adjusted column divides each round's rate by the share of the CPU the hypervisor "
              "left to this machine; the goals use the plain medians.")
     lines = ["# Performance", "", intro, "", "## Machine", ""]

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -83,9 +84,13 @@ def test_quick_run_measures_every_section_with_positive_finite_figures(quick):
     else:
         assert not data["torch"]["available"] and "PyTorch absent" in data["torch"]["note"]
     assert set(rows) == expected
+    # the limit ran in the net's own rounds, and '% of limit' divides by it
+    net_limit = data["training_limits"]["resnet20"]
+    assert len(net_limit["rounds"]) == 2 and net_limit["gflops"] == statistics.median(net_limit["rounds"])
     for key, row in rows.items():
         for name in ("images_per_s", "gflops", "percent_of_limit", "macs_per_image"):
             assert_positive(row[name], f"{key} {name}")
+        assert math.isclose(row["percent_of_limit"], 100 * row["gflops"] / net_limit["gflops"])
         assert len(row["rounds"]) == data["settings"]["rounds"] == 2
         for value in row["rounds"]:
             assert_positive(value, f"{key} round")
