@@ -53,6 +53,10 @@ IMAGENET_NETS = ("resnet50",)
 # keras_resnet.layers.subsample (the same values; CIFAR nets only).
 VARIANTS = ("ours_keras_bn", "ours_strided_shortcut")
 IMPLS = ("ours", *VARIANTS, "reference", "torch")
+# Serving contenders: ours, the variant of ours whose BN infers with TensorFlow's fused kernel
+# (FusedBatchNormV3, is_training=False) instead of Keras's affine, and keras.applications.
+SERVING_IMPLS = {"ours": "keras_resnet", "ours_fused_inference_bn": "keras_resnet, fused inference BN",
+                 "reference": "keras.applications"}
 SECTIONS = ("training", "shortcut", "threads", "autotune", "trainer", "serving", "pipeline")
 # Option A's subsampling, timed alone (section shortcut): keras_resnet.layers.subsample, the
 # strided slice and a 1x1 max-pool of stride 2, all taking the same pixels.
@@ -355,6 +359,9 @@ class KerasWorker:
         model, metadata = export.untrained_model(request["net"], image_size=request["image"])
         if request["impl"] == "reference":
             model = self.build("reference", request["net"], request["image"], 3, model.output_shape[-1])
+        elif request["impl"] != "ours":
+            model = self.keras.models.clone_model(
+                model, clone_function=functools.partial(variant_layer, request["impl"]))
         start = time.perf_counter()
         path = export.export_saved_model(model, metadata, self.tmp / request["id"].replace("/", "_"))
         export_s = time.perf_counter() - start
@@ -397,13 +404,16 @@ def photograph(size: int):
 
 def variant_layer(variant: str, layer):
     """clone_model's layer copier for a variant of our net: the one layer kind it replaces
-    (Keras's BatchNormalization, or the max-pool option-A shortcut), every other as is."""
+    (Keras's BatchNormalization, the fused-inference BN, or the strided-slice option-A shortcut),
+    every other as is."""
     import keras
 
     import keras_resnet
 
     if variant == "ours_keras_bn" and isinstance(layer, keras_resnet.layers.BatchNormalization):
         return keras.layers.BatchNormalization.from_config(layer.get_config())
+    if variant == "ours_fused_inference_bn" and isinstance(layer, keras_resnet.layers.BatchNormalization):
+        return fused_inference_bn_class().from_config(layer.get_config())
     if variant == "ours_strided_shortcut" and isinstance(layer, keras_resnet.layers.ZeroPadShortcut):
         return strided_shortcut_class().from_config(layer.get_config())
     return layer.__class__.from_config(layer.get_config())
@@ -420,6 +430,27 @@ def subsampling(kind: str) -> Callable:
             "strided_slice": lambda x, s: x[:, ::s, ::s, :] if s > 1 else x,
             "max_pool": lambda x, s: (ops.max_pool(x, pool_size=1, strides=s, padding="same")
                                       if s > 1 else x)}[kind]
+
+
+@functools.cache
+def fused_inference_bn_class():
+    """keras_resnet's BatchNormalization inferring with TensorFlow's fused kernel as well."""
+    import keras_resnet
+
+    class FusedInferenceBatchNormalization(keras_resnet.layers.BatchNormalization):
+        def call(self, inputs, training=None, mask=None):
+            if training and self.trainable:
+                return super().call(inputs, training=training, mask=mask)
+            import tensorflow as tf
+
+            outputs = tf.raw_ops.FusedBatchNormV3(
+                x=inputs, scale=tf.cast(self.gamma, tf.float32), offset=tf.cast(self.beta, tf.float32),
+                mean=tf.cast(self.moving_mean, tf.float32),
+                variance=tf.cast(self.moving_variance, tf.float32), epsilon=self.epsilon,
+                data_format="NHWC", is_training=False)[0]
+            return tf.cast(outputs, self.compute_dtype)
+
+    return FusedInferenceBatchNormalization
 
 
 @functools.cache
@@ -1080,15 +1111,15 @@ class Run:
         }
 
     def serving(self) -> None:
-        """serving_default of our SavedModel and keras.applications' (same export), alternated."""
+        """serving_default of our SavedModel, its fused-inference-BN variant's and
+        keras.applications' (same export), alternated."""
         if "tensorflow" not in self.workers:
             self.result["serving"] = {"skipped": "SavedModel export needs the TensorFlow backend"}
             return
         worker, image, net = self.workers["tensorflow"], self.s["serving_size"], "resnet50"
         contenders = []
-        for impl in ("ours", "reference"):
-            contender = {"id": f"serving/{net}/{impl}", "impl": impl,
-                         "implementation": "keras_resnet" if impl == "ours" else "keras.applications"}
+        for impl, label in SERVING_IMPLS.items():
+            contender = {"id": f"serving/{net}/{impl}", "impl": impl, "implementation": label}
             contender.update(worker.call("setup_serving", id=contender["id"], impl=impl, net=net,
                                          image=image, batch=self.s["serving_batch"]))
             contenders.append(contender)

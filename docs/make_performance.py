@@ -22,8 +22,8 @@ CONTENDERS = [
     ("- keras_resnet: `keras_resnet.get_model(net)` (CIFAR nets: option A shortcuts), compiled with "
      "SGD momentum 0.9 and trained with `model.fit` (TensorFlow) or a jitted stateless step (JAX)."),
     ("- keras_resnet, Keras BN: the same net with Keras's own `BatchNormalization` in place of "
-     "`keras_resnet.layers.BatchNormalization` (which runs TensorFlow's fused kernel): the figure "
-     "behind that layer."),
+     "`keras_resnet.layers.BatchNormalization` (which trains with TensorFlow's fused kernel): the "
+     "figure behind that layer."),
     "- keras.applications: `keras.applications.ResNet50(weights=None)`, trained the same way.",
     ("- keras.io-style: the common hand-written Keras CIFAR ResNet v1 (Conv2D 'same' with bias, "
      "BatchNormalization, 1x1-conv projection shortcuts), trained the same way."),
@@ -39,8 +39,10 @@ CONTENDERS = [
     ("- CPU steal: the share of CPU time the hypervisor gave to other machines during a "
      "contender's rounds (from /proc/stat); rounds with high steal are slow for reasons outside the "
      "contender."),
-    ("- Serving: `keras_resnet.export.export_saved_model` of our ResNet-50 and of keras.applications' "
-     "(the same signature: JPEG bytes, 1-crop preprocessing, net), loaded with `tf.saved_model.load`."),
+    ("- Serving: `keras_resnet.export.export_saved_model` of our ResNet-50, of the same net with BN "
+     "inferring by TensorFlow's fused kernel (`keras_resnet, fused inference BN`: the figure behind "
+     "the layer's inference path) and of keras.applications' (the same signature: JPEG bytes, 1-crop "
+     "preprocessing, net), loaded with `tf.saved_model.load`."),
 ]
 
 
@@ -110,6 +112,21 @@ def variant_gain(result: dict, variant: str, ours_label: str, variant_label: str
     return lines
 
 
+def inference_bn_text(result: dict) -> list[str]:
+    """Serving with BN's inference as Keras's affine (ours) against TensorFlow's fused kernel."""
+    rows = {r["impl"]: r for r in result.get("serving", {}).get("rows", [])}
+    ours, fused = rows.get("ours"), rows.get("ours_fused_inference_bn")
+    if not (ours and fused):
+        return []
+    return [("Inference (table *Serving*): BN as Keras's per-channel affine, against "
+             "`FusedBatchNormV3(is_training=False)`, which TensorFlow's oneDNN rewrite folds into the "
+             "convolution before it as post-ops: batch-1 p50 "
+             f"{ours['p50_ms']:.1f} ms against {fused['p50_ms']:.1f} ms "
+             f"({fused['p50_ms'] / ours['p50_ms']:.2f}x), batch-{ours['batch']} "
+             f"{ours['batch_images_per_s']:.1f} images/s against {fused['batch_images_per_s']:.1f}. "
+             "So the layer uses the fused kernel in training only."), ""]
+
+
 def gpu_text(benchmark, gpu_dir: Path) -> list[str]:
     """The GPU suite's tables: training per batch size and the timed ResNet-20 schedule."""
     lines = ["", "## GPU suite (`bash benchmarks/gpu_suite.sh`)", ""]
@@ -141,9 +158,10 @@ def settings_text(benchmark, result: dict) -> list[str]:
 
 
 DEFAULTS = [
-    ("- Batch normalization: `keras_resnet.layers.BatchNormalization` runs TensorFlow's fused "
-     "kernel in every model on the TensorFlow backend (section *Batch normalization* below: the "
-     "same net with Keras's own layer)."),
+    ("- Batch normalization: `keras_resnet.layers.BatchNormalization` trains with TensorFlow's "
+     "fused kernel in every model on the TensorFlow backend and infers with Keras's per-channel "
+     "affine (section *Batch normalization* below: training with Keras's own layer, serving with "
+     "the fused kernel)."),
     ("- Option A shortcut: `keras_resnet.layers.ZeroPadShortcut` subsamples with "
      "`keras_resnet.layers.subsample` (a reshape and a contiguous slice) rather than the strided "
      "slice or a 1x1 max-pool (section *Option A shortcut* below)."),
@@ -214,7 +232,9 @@ def page(result: dict, gpu_dir: Path | None = None, settings_runs: tuple[dict, .
               "", "## Results", "", benchmark.markdown(result)]
     fused = variant_gain(result, "ours_keras_bn", "fused BN", "Keras BN")
     if fused:
-        lines += ["## Batch normalization: TensorFlow's fused kernel against Keras's", "", *fused, ""]
+        lines += ["## Batch normalization: TensorFlow's fused kernel against Keras's", "",
+                  "Training, with `keras_resnet.layers.BatchNormalization` or Keras's own layer:", "",
+                  *fused, "", *inference_bn_text(result)]
     subsample = variant_gain(result, "ours_strided_shortcut", "reshape + slice", "strided slice")
     if subsample:
         lines += ["## Option A shortcut: reshape + slice against the strided slice", "",

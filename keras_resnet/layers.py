@@ -102,19 +102,24 @@ class SubtractMean(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="keras_resnet")
 class BatchNormalization(keras.layers.BatchNormalization):
-    """Keras's batch normalization (Sec. 3.4), run by TensorFlow's fused kernel where it applies.
+    """Keras's batch normalization (Sec. 3.4), trained by TensorFlow's fused kernel where it applies.
 
-    Same arguments, weights, config and results as `keras.layers.BatchNormalization`. On the
-    TensorFlow backend, for NHWC feature maps, it calls `FusedBatchNormV3` (one kernel forward,
-    one backward) instead of Keras's unfused moments + normalize graph, which is the largest cost
-    of a ResNet training step on CPU (docs/performance.md). The moving statistics follow Keras's
-    rule exactly: the batch variance is the biased one (the kernel's Bessel correction is undone).
-    Anything else (JAX, masks, renorm, synchronized BN, other ranks or axes) is Keras's own code.
+    Same arguments, weights, config and results as `keras.layers.BatchNormalization`. In training,
+    on the TensorFlow backend, for NHWC feature maps, it calls `FusedBatchNormV3` (one kernel
+    forward, one backward) instead of Keras's unfused moments + normalize graph, which is the
+    largest cost of a ResNet training step on CPU (docs/performance.md). The moving statistics
+    follow Keras's rule exactly: the batch variance is the biased one (the kernel's Bessel
+    correction is undone). Inference is Keras's own per-channel affine: TensorFlow's oneDNN
+    rewrite folds an inference `FusedBatchNormV3` into the convolution before it as post-ops that
+    some CPUs run slowly (AVX2: a batch-1 ResNet-50 took 15x as long; docs/performance.md,
+    *Serving*). Anything else (JAX, masks, renorm, synchronized BN, other ranks or axes) is
+    Keras's own code.
     """
 
-    def _fusable(self, inputs, mask) -> bool:
+    def _fusable(self, inputs, training, mask) -> bool:
         return (
             keras.backend.backend() == "tensorflow"
+            and bool(training and self.trainable)
             and mask is None
             and len(inputs.shape) == 4
             and self.axis in (-1, 3)
@@ -126,29 +131,25 @@ class BatchNormalization(keras.layers.BatchNormalization):
         )
 
     def call(self, inputs, training=None, mask=None):
-        if not self._fusable(inputs, mask):
+        if not self._fusable(inputs, training, mask):
             return super().call(inputs, training=training, mask=mask)
         import tensorflow as tf  # only reached on the TensorFlow backend
 
-        is_training = bool(training and self.trainable)
-        stats = (tf.constant([], tf.float32),) * 2 if is_training else (
-            tf.cast(self.moving_mean, tf.float32), tf.cast(self.moving_variance, tf.float32))
+        empty = tf.constant([], tf.float32)
         outputs, batch_mean, batch_variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
             x=inputs,
             scale=tf.cast(self.gamma, tf.float32),
             offset=tf.cast(self.beta, tf.float32),
-            mean=stats[0],
-            variance=stats[1],
+            mean=empty,
+            variance=empty,
             epsilon=self.epsilon,
             data_format="NHWC",
-            is_training=is_training,
+            is_training=True,
         )
-        if is_training:
-            shape = tf.shape(inputs)
-            count = tf.cast(shape[0] * shape[1] * shape[2], tf.float32)
-            biased_variance = batch_variance * ((count - 1.0) / tf.maximum(count, 1.0))
-            self.moving_mean.assign(
-                self.moving_mean * self.momentum + batch_mean * (1.0 - self.momentum))
-            self.moving_variance.assign(
-                self.moving_variance * self.momentum + biased_variance * (1.0 - self.momentum))
+        shape = tf.shape(inputs)
+        count = tf.cast(shape[0] * shape[1] * shape[2], tf.float32)
+        biased_variance = batch_variance * ((count - 1.0) / tf.maximum(count, 1.0))
+        self.moving_mean.assign(self.moving_mean * self.momentum + batch_mean * (1.0 - self.momentum))
+        self.moving_variance.assign(
+            self.moving_variance * self.momentum + biased_variance * (1.0 - self.momentum))
         return tf.cast(outputs, self.compute_dtype)

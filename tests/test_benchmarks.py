@@ -127,7 +127,7 @@ def test_quick_run_measures_every_section_with_positive_finite_figures(quick):
     assert trainer["command"][:2] == ["python", "training/cifar10.py"]
 
     serving = {r["impl"]: r for r in data["serving"]["rows"]}
-    assert set(serving) == {"ours", "reference"}
+    assert set(serving) == {"ours", "ours_fused_inference_bn", "reference"}
     for impl, row in serving.items():
         for name in ("p50_ms", "p99_ms", "batch_images_per_s", "export_s"):
             assert_positive(row[name], f"serving {impl} {name}")
@@ -148,10 +148,11 @@ def test_quick_run_measures_every_section_with_positive_finite_figures(quick):
     assert "### Goals" in stdout and "| resnet20 | keras.io-style | tensorflow |" in stdout
 
 
-@pytest.mark.parametrize("variant", ["ours_keras_bn", "ours_strided_shortcut"])
+@pytest.mark.parametrize("variant", ["ours_keras_bn", "ours_strided_shortcut", "ours_fused_inference_bn"])
 def test_variants_of_our_net_compute_the_same_function(variant):
-    """Each variant the benchmark times against ours (Keras BN, strided-slice option A shortcut) gives
-    ours's outputs and gradients on ours's weights: the comparison is of implementations only."""
+    """Each variant the benchmark times against ours (Keras BN, strided-slice option A shortcut,
+    fused-kernel inference BN) gives ours's outputs and gradients in training, and ours's
+    outputs in inference, on ours's weights: the comparison is of implementations only."""
     import functools
 
     import keras
@@ -175,7 +176,8 @@ def test_variants_of_our_net_compute_the_same_function(variant):
     other.set_weights(ours.get_weights())
     kinds = {type(layer) for layer in other.layers} - {type(layer) for layer in ours.layers}
     assert {kind.__name__ for kind in kinds} == {"ours_keras_bn": {"BatchNormalization"},
-                     "ours_strided_shortcut": {"StridedZeroPadShortcut"}}[variant]
+                     "ours_strided_shortcut": {"StridedZeroPadShortcut"},
+                     "ours_fused_inference_bn": {"FusedInferenceBatchNormalization"}}[variant]
     x = tf.constant(rng.normal(size=(8, 15, 15, 3)), tf.float32)
     results = []
     for model in (ours, other):
@@ -183,9 +185,16 @@ def test_variants_of_our_net_compute_the_same_function(variant):
             tape.watch(x)
             y = model(x, training=True)
             loss = tf.reduce_sum(y * tf.range(10, dtype=tf.float32))
-        results.append([y, tape.gradient(loss, x)])
+        results.append([y, tape.gradient(loss, x), model(x, training=False)])
     for a, b in zip(*results):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4 * np.abs(b.numpy()).max())
+    if variant == "ours_fused_inference_bn":  # it infers with the fused kernel, ours does not
+        def ops(model):
+            function = tf.function(lambda t: model(t, training=False))
+            graph = function.get_concrete_function(tf.TensorSpec(x.shape)).graph
+            return {op.type for op in graph.get_operations()}
+
+        assert "FusedBatchNormV3" in ops(other) and "FusedBatchNormV3" not in ops(ours)
 
 
 def test_goals_compare_in_the_stated_direction():
