@@ -111,7 +111,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
     follow Keras's rule exactly: the batch variance is the biased one (the kernel's Bessel
     correction is undone). Inference is Keras's own per-channel affine: TensorFlow's oneDNN
     rewrite folds an inference `FusedBatchNormV3` into the convolution before it as post-ops that
-    some CPUs run slowly (AVX2: a batch-1 ResNet-50 took 15x as long; docs/performance.md,
+    some CPUs run slowly (AVX2: a batch-1 ResNet-50 took 13x as long; docs/performance.md,
     *Serving*). Anything else (JAX, masks, renorm, synchronized BN, other ranks or axes) is
     Keras's own code.
     """
