@@ -59,9 +59,10 @@ def test_resnet20_and_plain20_train_step_for_step_like_pytorch(cifar_folder, tmp
         assert ours[0]["loss"] == pytest.approx(torch[0]["loss"], rel=1e-5)
         assert ours[1]["error"] == torch[1]["error"]
         # Later steps agree after the same updates; at lr 0.1 on batches of 16, float32 rounding
-        # differences grow fast (to about 1e-3 relative by the third step, 1e-2 by the fourth).
+        # differences grow fast (to 1e-3..3e-3 relative by the third step, depending on which
+        # oneDNN kernels the CPU gets: 2.9e-3 on an AVX2 AMD EPYC; 1e-2 by the fourth step).
         for a, b in zip(ours, torch):
-            assert a["loss"] == pytest.approx(b["loss"], rel=2e-3)
+            assert a["loss"] == pytest.approx(b["loss"], rel=5e-3)
             assert a["conv1_norm"] == pytest.approx(b["conv1_norm"], rel=1e-3)
         # The weights moved (a step that did nothing would agree trivially).
         assert abs(ours[-1]["conv1_norm"] - data["nets"][net]["keras_resnet"]["conv1_norm_init"]) > 1e-3
