@@ -53,9 +53,14 @@ IMAGENET_NETS = ("resnet50",)
 # keras_resnet.layers.subsample (the same values; CIFAR nets only).
 VARIANTS = ("ours_keras_bn", "ours_strided_shortcut")
 IMPLS = ("ours", *VARIANTS, "reference", "torch")
-# Serving contenders: ours, the variant of ours whose BN infers with TensorFlow's fused kernel
-# (FusedBatchNormV3, is_training=False) instead of Keras's affine, and keras.applications.
-SERVING_IMPLS = {"ours": "keras_resnet", "ours_fused_inference_bn": "keras_resnet, fused inference BN",
+# Serving contenders: ours as keras_resnet.export writes it (BN folded into the convolutions);
+# ours with its BN left in the graph, inferring by Keras's affine (the layer's inference path, for
+# the BNs that cannot be folded) or by TensorFlow's fused kernel (FusedBatchNormV3,
+# is_training=False); and keras.applications' net exported the same way with its BN as it is
+# (keras.applications folds nothing).
+SERVING_IMPLS = {"ours": "keras_resnet (BN folded)",
+                 "ours_unfolded_bn": "keras_resnet, BN not folded",
+                 "ours_fused_inference_bn": "keras_resnet, BN not folded, fused inference BN",
                  "reference": "keras.applications"}
 SECTIONS = ("training", "shortcut", "threads", "autotune", "trainer", "serving", "pipeline")
 # Option A's subsampling, timed alone (section shortcut): keras_resnet.layers.subsample, the
@@ -350,20 +355,23 @@ class KerasWorker:
     # -- serving
 
     def setup_serving(self, request: dict) -> dict:
-        """Export our net or keras.applications' through keras_resnet.export; load the SavedModel."""
+        """Export our net or keras.applications' through keras_resnet.export (BN folded for
+        `ours` alone); load the SavedModel."""
         import numpy as np
         import tensorflow as tf
 
         from keras_resnet import export
 
+        impl = request["impl"]
         model, metadata = export.untrained_model(request["net"], image_size=request["image"])
-        if request["impl"] == "reference":
+        if impl == "reference":
             model = self.build("reference", request["net"], request["image"], 3, model.output_shape[-1])
-        elif request["impl"] != "ours":
+        elif impl == "ours_fused_inference_bn":
             model = self.keras.models.clone_model(
-                model, clone_function=functools.partial(variant_layer, request["impl"]))
+                model, clone_function=functools.partial(variant_layer, impl))
         start = time.perf_counter()
-        path = export.export_saved_model(model, metadata, self.tmp / request["id"].replace("/", "_"))
+        path = export.export_saved_model(model, metadata, self.tmp / request["id"].replace("/", "_"),
+                                         fold_bn=impl == "ours")
         export_s = time.perf_counter() - start
         function = tf.saved_model.load(str(path)).signatures["serving_default"]
         jpeg = tf.io.encode_jpeg(np.asarray(photograph(request["image"]))).numpy()

@@ -62,8 +62,10 @@ def build_resnet(
 
     if include_top:
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        # float32 output under mixed precision, for a numerically sound softmax / loss.
-        x = layers.Dense(classes, activation=classifier_activation, dtype="float32",
+        # float32 output under 16-bit policies, for a numerically sound softmax / loss; float32
+        # and float64 policies keep their own dtype.
+        half = keras.config.dtype_policy().compute_dtype in ("float16", "bfloat16")
+        x = layers.Dense(classes, activation=classifier_activation, dtype="float32" if half else None,
                          kernel_regularizer=options.kernel_regularizer(), name="predictions")(x)
     elif pooling == "avg":
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)

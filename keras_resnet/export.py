@@ -10,6 +10,8 @@
   -> `probabilities`.
 
 and `assets.extra/tf_serving_warmup_requests`, the warm-up records TF Serving replays at load time.
+The served net has its batch normalization folded into the convolutions
+(`keras_resnet.folding.fold_batch_norm`): the same function, fewer ops per image.
 `write_models_config` writes the `--model_config_file` covering every exported model.
 """
 
@@ -36,6 +38,7 @@ except ImportError as error:  # pragma: no cover - depends on the installed extr
         "keras_resnet.export needs tensorflow-serving-api: pip install 'keras-resnet-he2015[serving]'."
     ) from error
 
+from keras_resnet.folding import fold_batch_norm
 from keras_resnet.models import get_model, get_spec
 from keras_resnet.training import imagenet_input
 
@@ -269,17 +272,20 @@ def decode_image(data: tf.Tensor, channels: int) -> tf.Tensor:
 
 
 class ServingModule(tf.Module):
-    """The Keras model and its class-name tables, with the two serving signatures."""
+    """The Keras model and its class-name tables, with the two serving signatures.
+
+    With `fold_bn` (the default) it serves `fold_batch_norm(model)`, else the model as it is.
+    """
 
     def __init__(self, model: keras.Model, metadata: dict[str, Any], top_k: int = DEFAULT_TOP_K,
-                 max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS):
+                 max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, fold_bn: bool = True):
         super().__init__(name="keras_resnet_serving")
         if None in model.input_shape[1:]:
             raise ValueError(f"The model's input shape {model.input_shape} is not fixed: serving "
                              f"needs the size of its 1-crop evaluation.")
         if top_k < 1:
             raise ValueError(f"top_k={top_k}: must be at least 1.")
-        self.model = model
+        self.model = fold_batch_norm(model) if fold_bn else model
         height, width = (int(v) for v in metadata["image_size"])
         self.image_size = (height, width)
         self.channels = int(metadata["channels"])
@@ -377,8 +383,10 @@ def next_version(export_base: str | os.PathLike) -> int:
 
 def export_saved_model(model: keras.Model, metadata: dict[str, Any],
                        export_base: str | os.PathLike, top_k: int = DEFAULT_TOP_K,
-                       max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Path:
-    """Writes the SavedModel and its warm-up file to `<export_base>/<next version>/`.
+                       max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+                       fold_bn: bool = True) -> Path:
+    """Writes the SavedModel and its warm-up file to `<export_base>/<next version>/`; `fold_bn`:
+    see `ServingModule`.
 
     The version is written in a hidden sibling directory, then renamed into place, so that a
     running TF Serving never sees half a version and an existing version is never overwritten.
@@ -386,7 +394,7 @@ def export_saved_model(model: keras.Model, metadata: dict[str, Any],
     _require_tensorflow_backend()
     export_base = Path(export_base)
     version = next_version(export_base)
-    module = ServingModule(model, metadata, top_k, max_image_pixels)
+    module = ServingModule(model, metadata, top_k, max_image_pixels, fold_bn)
     export_base.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{export_base.name}-export-", dir=export_base.parent))
     try:

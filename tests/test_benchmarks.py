@@ -127,7 +127,7 @@ def test_quick_run_measures_every_section_with_positive_finite_figures(quick):
     assert trainer["command"][:2] == ["python", "training/cifar10.py"]
 
     serving = {r["impl"]: r for r in data["serving"]["rows"]}
-    assert set(serving) == {"ours", "ours_fused_inference_bn", "reference"}
+    assert set(serving) == {"ours", "ours_unfolded_bn", "ours_fused_inference_bn", "reference"}
     for impl, row in serving.items():
         for name in ("p50_ms", "p99_ms", "batch_images_per_s", "export_s"):
             assert_positive(row[name], f"serving {impl} {name}")

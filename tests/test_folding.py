@@ -1,0 +1,93 @@
+"""BN folded into the convolution before it computes the same inference function, with no BN left."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from keras_resnet import get_model
+from keras_resnet.folding import fold_batch_norm, foldable_pairs
+
+
+def randomize_batch_norm(model: keras.Model, seed: int = 0) -> None:
+    """Moving statistics, gamma and beta far from their initial values, so folding matters."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            channels = layer.moving_mean.shape[0]
+            layer.gamma.assign(rng.uniform(0.5, 1.5, channels).astype("float32"))
+            layer.beta.assign(rng.normal(0, 0.2, channels).astype("float32"))
+            layer.moving_mean.assign(rng.normal(0, 0.5, channels).astype("float32"))
+            layer.moving_variance.assign(rng.uniform(0.5, 2.0, channels).astype("float32"))
+
+
+def batch_norms(model: keras.Model) -> list[str]:
+    return [layer.name for layer in model.layers
+            if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+@pytest.mark.parametrize("name, kwargs, shape", [
+    ("resnet20", {}, (32, 32, 3)),                      # option A
+    ("resnet18", {"input_shape": (64, 64, 3)}, (64, 64, 3)),  # option B, 7x7 stem
+    ("resnet50", {"input_shape": (64, 64, 3), "shortcut": "C"}, (64, 64, 3)),  # bottlenecks
+    ("plain20", {}, (32, 32, 3)),
+])
+def test_folded_net_computes_the_same_function_with_no_batch_norm_left(name, kwargs, shape):
+    model = get_model(name, weights=None, classifier_activation=None, **kwargs)
+    randomize_batch_norm(model)
+    folded = fold_batch_norm(model)
+    assert batch_norms(model) and not batch_norms(folded)
+    assert len(foldable_pairs(model)) == len(batch_norms(model))
+    images = np.random.default_rng(1).uniform(-1, 1, (4, *shape)).astype("float32")
+    expected = model(images, training=False).numpy()
+    logits = folded(images, training=False).numpy()
+    np.testing.assert_allclose(logits, expected, rtol=0, atol=2e-4 * np.abs(expected).max())
+    # Every folded convolution gained a bias; the layer names are kept.
+    assert [layer.name for layer in folded.layers] == [layer.name for layer in model.layers]
+    conv = folded.get_layer(foldable_pairs(model)[batch_norms(model)[0]])
+    assert conv.use_bias
+
+
+def test_preactivation_bns_that_read_a_sum_stay_and_the_function_is_the_same():
+    model = get_model("resnet20", weights=None, preact=True, classifier_activation=None)
+    randomize_batch_norm(model, seed=2)
+    folded = fold_batch_norm(model)
+    kept = batch_norms(folded)
+    # BN after the stem and inside each branch read a convolution; the pre-activations of later
+    # units and the final BN read a sum, which has no convolution to fold into.
+    assert kept and len(kept) < len(batch_norms(model))
+    assert all("preact" in name or name == "post_bn" for name in kept), kept
+    images = np.random.default_rng(3).uniform(-1, 1, (4, 32, 32, 3)).astype("float32")
+    expected = model(images, training=False).numpy()
+    np.testing.assert_allclose(folded(images, training=False).numpy(), expected, rtol=0,
+                               atol=2e-4 * np.abs(expected).max())
+
+
+def test_keras_applications_resnet50_folds_into_its_biased_convolutions():
+    model = keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3), classes=10,
+                                        classifier_activation=None)
+    randomize_batch_norm(model, seed=4)
+    folded = fold_batch_norm(model)
+    assert not batch_norms(folded)
+    images = np.random.default_rng(5).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    expected = model(images, training=False).numpy()
+    np.testing.assert_allclose(folded(images, training=False).numpy(), expected, rtol=0,
+                               atol=2e-4 * np.abs(expected).max())
+
+
+def test_the_folded_copy_is_a_snapshot_and_the_original_is_untouched():
+    model = get_model("resnet20", weights=None)
+    before = [w.copy() for w in model.get_weights()]
+    folded = fold_batch_norm(model)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    assert not set(map(id, folded.weights)) & set(map(id, model.weights))
+
+
+def test_a_subclassed_model_is_refused_by_name():
+    class Net(keras.Model):
+        def call(self, x):
+            return x
+
+    with pytest.raises(TypeError, match="functional Keras model, got Net"):
+        fold_batch_norm(Net())
