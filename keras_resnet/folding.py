@@ -66,16 +66,27 @@ def folded_kernel_and_bias(conv: keras.layers.Conv2D, bn: keras.layers.BatchNorm
     return kernel * scale, (bias - mean) * scale + beta
 
 
+def _is_graph_of_layers(model: object) -> bool:
+    """Whether `model` is a functional model or a built Sequential (whose layers know their
+    inputs), the two kinds `fold_batch_norm` can rewire."""
+    if isinstance(model, keras.Sequential):
+        return model.built and getattr(model, "_functional", None) is not None
+    return isinstance(model, keras.Model) and hasattr(model, "_operations_by_depth")
+
+
 def fold_batch_norm(model: keras.Model) -> keras.Model:
-    """An inference copy of a functional `model` in which every BN that reads a Conv2D's output
+    """An inference copy of a functional or built Sequential `model` in which every BN that reads a Conv2D's output
     (and is that output's only reader) is merged into the convolution, which gains a bias; the
-    BN becomes a `FoldedBatchNormalization` (an identity) of the same name. Other layers are copied with their weights.
+    BN becomes a `FoldedBatchNormalization` (an identity) of the same name. Other layers are
+    copied with their weights.
 
     The copy is a snapshot: for inference only (it has no BN to train), and training `model`
     afterwards does not change it. Pre-activation units, whose BN reads a sum, keep those BNs.
     """
-    if not isinstance(model, keras.Model) or not hasattr(model, "_operations_by_depth"):
-        raise TypeError(f"fold_batch_norm needs a functional Keras model, got {type(model).__name__}.")
+    if not _is_graph_of_layers(model):
+        raise TypeError("fold_batch_norm needs a functional Keras model or a Sequential built "
+                        f"with an Input, got {type(model).__name__}"
+                        f"{'' if model.__class__ is not keras.Sequential else ' not built'}.")
     pairs = foldable_pairs(model)
     folded_convs = set(pairs.values())
 

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_resnet import get_model
+from keras_resnet import export, get_model
 from keras_resnet.folding import fold_batch_norm, foldable_pairs
 
 
@@ -89,5 +89,26 @@ def test_a_subclassed_model_is_refused_by_name():
         def call(self, x):
             return x
 
-    with pytest.raises(TypeError, match="functional Keras model, got Net"):
+    with pytest.raises(TypeError, match="functional Keras model or a Sequential built with an Input, got Net[.]"):
         fold_batch_norm(Net())
+
+
+def test_a_built_sequential_folds_and_an_unbuilt_one_is_refused():
+    layers = [keras.layers.Conv2D(4, 3, use_bias=False), keras.layers.BatchNormalization(),
+              keras.layers.ReLU(), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)]
+    model = keras.Sequential([keras.Input((8, 8, 3)), *layers])
+    randomize_batch_norm(model, seed=6)
+    folded = fold_batch_norm(model)
+    assert batch_norms(model) and not batch_norms(folded)
+    images = np.random.default_rng(7).uniform(-1, 1, (3, 8, 8, 3)).astype("float32")
+    expected = model(images, training=False).numpy()
+    np.testing.assert_allclose(folded(images, training=False).numpy(), expected, rtol=0,
+                               atol=2e-4 * np.abs(expected).max())
+    with pytest.raises(TypeError, match="Sequential built with an Input, got Sequential not built"):
+        fold_batch_norm(keras.Sequential([keras.layers.Dense(2)]))
+
+
+def test_export_serves_the_folded_net_unless_told_not_to():
+    model, metadata = export.untrained_model("resnet20")
+    assert not batch_norms(export.ServingModule(model, metadata).model)
+    assert batch_norms(export.ServingModule(model, metadata, fold_bn=False).model) == batch_norms(model)
