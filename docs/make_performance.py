@@ -141,7 +141,11 @@ def inference_bn_text(result: dict) -> list[str]:
              f"{ours['p50_ms']:.1f} ms against {fused['p50_ms']:.1f} ms "
              f"({fused['p50_ms'] / ours['p50_ms']:.2f}x), batch-{ours['batch']} "
              f"{ours['batch_images_per_s']:.1f} images/s against {fused['batch_images_per_s']:.1f}. "
-             "So the layer uses the fused kernel in training only."), ""]
+             + ("The fused kernel is faster on this CPU; " if fused["p50_ms"] < ours["p50_ms"]
+                else "The fused kernel is slower on this CPU; ")
+             + "the layer keeps the affine in inference because on a CPU without AVX-512 the fused "
+             "kernel was 13x slower at batch 1 (the 2-core AMD EPYC run of commit 9404fdf, its "
+             "docs/performance.md and docs/speed.json), and most BNs are folded when serving."), ""]
 
 
 def gpu_text(benchmark, gpu_dir: Path) -> list[str]:
