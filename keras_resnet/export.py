@@ -10,8 +10,10 @@
   -> `probabilities`.
 
 and `assets.extra/tf_serving_warmup_requests`, the warm-up records TF Serving replays at load time.
-The served net has its batch normalization folded into the convolutions
-(`keras_resnet.folding.fold_batch_norm`): the same function, fewer ops per image.
+The served net computes in float32, whatever precision it was trained in (`float32_copy`: a
+net trained in mixed bfloat16 serves at full speed on CPUs without bfloat16 units too), and has its
+batch normalization folded into the convolutions (`keras_resnet.folding.fold_batch_norm`): the
+same function, fewer ops per image.
 `write_models_config` writes the `--model_config_file` covering every exported model.
 """
 
@@ -271,10 +273,25 @@ def decode_image(data: tf.Tensor, channels: int) -> tf.Tensor:
 # The serving module
 
 
+def float32_copy(model: keras.Model) -> keras.Model:
+    """`model` itself if every layer computes in float32, else a copy with the same weights whose
+    layers all do: a net trained under a mixed policy (`--mixed_precision=bfloat16`, the
+    trainers' `auto` on CPUs with AMX) keeps float32 weights, so nothing is lost."""
+    if all(layer.dtype_policy.compute_dtype == "float32" for layer in model.layers):
+        return model
+
+    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+        return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 class ServingModule(tf.Module):
     """The Keras model and its class-name tables, with the two serving signatures.
 
-    With `fold_bn` (the default) it serves `fold_batch_norm(model)`, else the model as it is.
+    It serves `float32_copy(model)`, with `fold_bn` (the default) through `fold_batch_norm`.
     """
 
     def __init__(self, model: keras.Model, metadata: dict[str, Any], top_k: int = DEFAULT_TOP_K,
@@ -285,6 +302,7 @@ class ServingModule(tf.Module):
                              f"needs the size of its 1-crop evaluation.")
         if top_k < 1:
             raise ValueError(f"top_k={top_k}: must be at least 1.")
+        model = float32_copy(model)
         self.model = fold_batch_norm(model) if fold_bn else model
         height, width = (int(v) for v in metadata["image_size"])
         self.image_size = (height, width)

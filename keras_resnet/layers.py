@@ -88,10 +88,18 @@ class SubtractMean(keras.layers.Layer):
             initializer=keras.initializers.Constant(self.mean_value),
             trainable=False,
             dtype="float32",
+            autocast=False,  # read as float32 under a mixed policy too (see `input_dtype`)
         )
 
+    @property
+    def input_dtype(self) -> str:
+        """At least float32: under a mixed policy the pixels are centred before the cast to
+        bfloat16 / float16, which would round pixels and mean near 255 to steps of 1 first."""
+        return "float64" if self.compute_dtype == "float64" else "float32"
+
     def call(self, inputs):
-        return ops.cast(inputs, self.compute_dtype) - ops.cast(self.mean, self.compute_dtype)
+        centred = ops.cast(inputs, self.input_dtype) - ops.cast(self.mean, self.input_dtype)
+        return ops.cast(centred, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -1,5 +1,8 @@
 """TensorFlow runtime settings the library prefers, applied before TensorFlow loads.
 
+It also tells whether the CPU multiplies bfloat16 matrices in hardware (Intel AMX), where mixed
+bfloat16 trains our nets faster than float32 (`--mixed_precision=auto`, docs/performance.md).
+
 TensorFlow reads `TF_ENABLE_ONEDNN_OPTS` once, when it is imported. Left unset, it turns its oneDNN
 kernels on only on x86 CPUs with AVX512-VNNI, AVX512-BF16, AVX-VNNI or AMX; on the others (AVX2
 machines such as most AMD EPYCs, older Xeons) it runs its Eigen kernels, which train our nets
@@ -14,9 +17,11 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from pathlib import Path
 
 ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 X86_64 = ("x86_64", "amd64")
+CPUINFO = Path("/proc/cpuinfo")
 
 
 def prefer_onednn() -> bool:
@@ -35,3 +40,24 @@ def onednn_enabled() -> bool:
     from tensorflow.python.util import _pywrap_util_port
 
     return bool(_pywrap_util_port.IsMklEnabled())
+
+
+def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
+    """The CPU's feature flags as Linux lists them in /proc/cpuinfo (empty where it is absent or
+    lists none: other systems, other architectures)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == "flags":
+            return frozenset(value.split())
+    return frozenset()
+
+
+def bfloat16_matrix_units(flags: frozenset[str] | None = None) -> bool:
+    """Whether the CPU has Intel AMX's bfloat16 tile multiply (`amx_bf16`), on which oneDNN's
+    bfloat16 convolutions beat its float32 ones (docs/performance.md: *bfloat16 and accuracy*).
+    CPUs with AVX512-BF16 but no AMX (e.g. AMD Zen 4) have not been measured: they keep float32."""
+    return "amx_bf16" in (cpu_flags() if flags is None else flags)

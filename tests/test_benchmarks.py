@@ -74,16 +74,20 @@ def test_quick_run_measures_every_section_with_positive_finite_figures(quick):
     assert_positive(data["limit"]["tensorflow"]["float32"]["gflops"], "tensorflow matmul limit")
     assert_positive(data["machine_limit"]["gflops"], "machine limit")
 
-    rows = {(r["net"], r["impl"]): r for r in data["training"]}
-    expected = {("resnet20", "ours"), ("resnet20", "ours_keras_bn"), ("resnet20", "ours_strided_shortcut"),
-                ("resnet20", "reference")}
+    # --precisions' default float32,auto: auto is what the trainers train in here, the goals' precision
+    trainers = "bfloat16" if runtime.bfloat16_matrix_units() else "float32"
+    assert data["trainers_precision"] == data["goal_precision"] == trainers
+    precisions = data["settings"]["precisions"]
+    assert precisions == sorted({"float32", trainers}, key=["float32", "bfloat16"].index)
+    rows = {(r["net"], r["impl"], r["precision"]): r for r in data["training"]}
+    impls = {"ours", "ours_keras_bn", "ours_strided_shortcut", "reference"}
     if torch_available():
         assert data["torch"]["available"]
-        expected.add(("resnet20", "torch"))
+        impls.add("torch")
         assert_positive(data["limit"]["torch"]["float32"]["gflops"], "torch matmul limit")
     else:
         assert not data["torch"]["available"] and "PyTorch absent" in data["torch"]["note"]
-    assert set(rows) == expected
+    assert set(rows) == {("resnet20", impl, p) for impl in impls for p in precisions}
     # the limit ran in the net's own rounds, and '% of limit' divides by it
     net_limit = data["training_limits"]["resnet20"]
     assert len(net_limit["rounds"]) == 2 and net_limit["gflops"] == statistics.median(net_limit["rounds"])
@@ -96,8 +100,8 @@ def test_quick_run_measures_every_section_with_positive_finite_figures(quick):
             assert_positive(value, f"{key} round")
         assert len(row["steal_percent"]) == 2 and all(0 <= v <= 100 for v in row["steal_percent"])
     # GFLOP/s come from the library's count of each net (the keras.io net adds 1x1 projections).
-    assert rows[("resnet20", "ours")]["macs_per_image"] == 40_551_040
-    assert rows[("resnet20", "reference")]["macs_per_image"] == 40_551_040 + 2 * (16 * 16 * 16 * 32)
+    assert rows[("resnet20", "ours", "float32")]["macs_per_image"] == 40_551_040
+    assert rows[("resnet20", "reference", "float32")]["macs_per_image"] == 40_551_040 + 2 * (16 * 16 * 16 * 32)
 
     shortcut = data["shortcut"]["rows"]
     assert {(r["kind"], tuple(r["shape"])) for r in shortcut} == {
@@ -125,6 +129,8 @@ def test_quick_run_measures_every_section_with_positive_finite_figures(quick):
     assert trainer["overhead_percent"] == pytest.approx(
         100 * (trainer["trainer_epoch_s"] / (trainer["bare_epoch_s"] + trainer["evaluation_s_per_epoch"]) - 1))
     assert trainer["command"][:2] == ["python", "training/cifar10.py"]
+    trainers_flag = "none" if trainers == "float32" else trainers
+    assert f"--mixed_precision={trainers_flag}" in trainer["command"]
 
     serving = {r["impl"]: r for r in data["serving"]["rows"]}
     assert set(serving) == {"ours", "ours_unfolded_bn", "ours_fused_inference_bn", "reference"}
@@ -143,9 +149,11 @@ def test_quick_run_measures_every_section_with_positive_finite_figures(quick):
     assert {"resnet20_percent_of_limit", "trainer_overhead_percent", "pipeline_over_pil",
             "pipeline_over_decode_only", "serving_p50_ratio"} <= set(goals)
     assert all(isinstance(g["met"], bool) for g in goals.values())
+    if trainers != "float32":  # the float32 goals are given beside the trainers' precision's
+        assert {g["key"] for g in data["goals_float32"]} == set(goals)
     assert data["machine"]["cpu_count"] == os.cpu_count()
     # The printed table is the JSON's.
-    assert "### Goals" in stdout and "| resnet20 | keras.io-style | tensorflow |" in stdout
+    assert "### Goals (training in " in stdout and "| resnet20 | keras.io-style | tensorflow |" in stdout
 
 
 @pytest.mark.parametrize("variant", ["ours_keras_bn", "ours_strided_shortcut", "ours_fused_inference_bn"])
@@ -214,6 +222,16 @@ def test_goals_compare_in_the_stated_direction():
     result["trainer"]["overhead_percent"] = -1.0
     assert {g["key"]: g for g in benchmark.evaluate_goals(result)}["trainer_overhead_percent"]["met"]
     assert goals["serving_p50_ratio"]["met"] and goals["serving_p50_ratio"]["target"] == "<= 1"
+    # Training goals are in the run's goal precision (the trainers' default), float32 on request.
+    bfloat16 = [dict(row, precision="bfloat16", images_per_s=2 * row["images_per_s"] if
+                     row["impl"] == "ours" else row["images_per_s"], percent_of_limit=60.0)
+                for row in training]
+    mixed = dict(result, training=training + bfloat16, goal_precision="bfloat16")
+    in_bfloat16 = {g["key"]: g for g in benchmark.evaluate_goals(mixed)}
+    assert in_bfloat16["resnet50_over_applications"]["value"] == pytest.approx(2.5)
+    assert in_bfloat16["resnet50_percent_of_limit"]["met"]
+    in_float32 = {g["key"]: g for g in benchmark.evaluate_goals(mixed, "float32")}
+    assert in_float32["resnet50_over_applications"]["value"] == pytest.approx(1.25)
     assert benchmark.steal_adjusted([90.0, 100.0, 80.0], [10.0, 0.0, 50.0]) == pytest.approx(100.0)
     assert math.isnan(benchmark.steal_adjusted([90.0, 100.0], [10.0]))
     assert benchmark.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0
@@ -223,7 +241,7 @@ def test_goals_compare_in_the_stated_direction():
 @pytest.mark.parametrize("flag, message", [
     ("--nets=resnet20,resnet999", "--nets=resnet20,resnet999: unknown ['resnet999']"),
     ("--backends=mxnet", "--backends=mxnet: unknown ['mxnet']"),
-    ("--precisions=float8", "allowed: float32, bfloat16"),
+    ("--precisions=float8", "allowed: float32, bfloat16, auto"),
     ("--sections=", "--sections=: unknown empty"),
     ("--cifar_batch=0", "--cifar_batch"),
     ("--thread_settings=2x", "--thread_settings: '2x' is not INTERxINTRA"),
@@ -317,3 +335,31 @@ def test_gpu_suite_quick_runs_the_jax_path_on_cpu(tmp_path):
     schedule = json.loads((tmp_path / "resnet20_schedule.json").read_text())
     assert schedule["steps"] == 4 and schedule["hardware"]["backend"] == "jax"
     assert_positive(schedule["train_wall_s"], "schedule wall")
+
+
+def test_bfloat16_accuracy_trains_both_precisions_alike_and_feeds_the_performance_page(quick, tmp_path):
+    """--quick: one seed, a tiny run per precision through training/cifar10.py; the JSON pairs
+    them, and docs/make_performance.py puts its table on the page."""
+    data, _, path = quick
+    script = REPO / "benchmarks" / "bfloat16_accuracy.py"
+    accuracy_path = tmp_path / "bf16.json"
+    check(run(sys.executable, str(script), "--quick", f"--json={accuracy_path}",
+              f"--model_dir_root={tmp_path / 'runs'}", timeout=600))
+    accuracy = json.loads(accuracy_path.read_text())
+    runs = {r["precision"]: r for r in accuracy["runs"]}
+    assert set(runs) == {"none", "bfloat16"}
+    for precision, row in runs.items():
+        assert row["resolved_precision"] == precision  # the trainer ran in what it was told
+        assert 0.0 <= row["test_error"] <= 1.0 and row["steps"] == 4
+        assert_positive(row["images_per_s"], f"{precision} images/s")
+    summary = accuracy["summary"]
+    assert summary["bfloat16_minus_float32"] == pytest.approx(
+        runs["bfloat16"]["test_error"] - runs["none"]["test_error"])
+    out = tmp_path / "performance.md"
+    check(run(sys.executable, str(REPO / "docs" / "make_performance.py"), f"--json={path}",
+              f"--bfloat16_accuracy_json={accuracy_path}", f"--out={out}", timeout=120))
+    text = out.read_text()
+    assert "## bfloat16 and accuracy" in text
+    assert f"| mixed bfloat16 | 0 | {100 * runs['bfloat16']['test_error']:.2f}% |" in text
+    bad = run(sys.executable, str(script), "--seeds=one", f"--json={tmp_path / 'x.json'}", timeout=120)
+    assert bad.returncode == 2 and "--seeds=one: need a comma-separated list of integers" in bad.stderr

@@ -359,3 +359,68 @@ def test_validation_per_class_run_holds_out_that_many_images_per_class(tmp_path)
     helpers.check(result)
     metadata = json.loads((model_dir / "metadata.json").read_text())
     assert metadata["validation_examples"] == 30 and metadata["train_examples"] == 170
+
+
+AMX_FLAGS = frozenset({"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
+AVX2_FLAGS = frozenset({"avx2", "fma"})
+
+
+@pytest.mark.parametrize("mode, strategy, devices, cpu_flags, expected", [
+    ("auto", "default", ["/device:CPU:0"], AMX_FLAGS, "bfloat16"),
+    ("auto", "default", ["/device:CPU:0"], AVX2_FLAGS, "none"),
+    ("auto", "mirrored", ["/device:GPU:0", "/device:GPU:1"], AMX_FLAGS, "none"),
+    ("auto", "tpu", ["/device:TPU:0"], AVX2_FLAGS, "bfloat16"),
+    ("none", "default", ["/device:CPU:0"], AMX_FLAGS, "none"),
+    ("float16", "mirrored", ["/device:GPU:0"], AVX2_FLAGS, "float16"),
+])
+def test_auto_precision_is_bfloat16_on_tpus_and_amx_cpus_and_float32_elsewhere(
+        mode, strategy, devices, cpu_flags, expected):
+    from keras_resnet.training import distribute, trainer
+
+    distribution = distribute.Distribution(strategy, len(devices), devices=devices)
+    assert trainer.resolve_mixed_precision(mode, distribution, cpu_flags) == expected
+
+
+def test_an_unknown_precision_is_an_error_listing_the_choices():
+    from keras_resnet.training import distribute, errors, trainer
+
+    with pytest.raises(errors.UsageError, match="'bf16'; allowed: auto, none, bfloat16, float16"):
+        trainer.resolve_mixed_precision("bf16", distribute.Distribution("default"))
+
+
+def test_a_run_records_its_precision_and_a_resumed_auto_run_keeps_it(tmp_path):
+    """Started in bfloat16, the run's model.keras computes in bfloat16 and results.json says so;
+    resumed with `auto` it stays in bfloat16 on any machine (metadata.json recorded it)."""
+    import keras
+
+    from keras_resnet.training import cifar_data, distribute, schedules, trainer
+
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 255, (64, 8, 8, 1)).astype("float32"), rng.integers(0, 3, 64)
+
+    def build_model():
+        inputs = keras.Input((8, 8, 1))
+        hidden = keras.layers.Conv2D(4, 3)(keras.layers.Rescaling(1 / 255)(inputs))
+        return keras.Model(inputs, keras.layers.Dense(3, activation="softmax", dtype="float32")(
+            keras.layers.Flatten()(hidden)))
+
+    def config(total_steps: int, mixed_precision: str) -> trainer.TrainConfig:
+        return trainer.TrainConfig(model_dir=str(tmp_path), total_steps=total_steps,
+                                   steps_per_epoch=4, global_batch=16, verbose=0,
+                                   schedule=schedules.cifar_schedule(0.1, [100]),
+                                   mixed_precision=mixed_precision,
+                                   metadata={"model": "tiny", "dataset": "random"})
+
+    data = trainer.TrainData(
+        train=lambda first, count: cifar_data.tf_train_dataset(x, y, 16, 0, first, count, False),
+        num_train_examples=64, validation=(x[:16], y[:16]), test=(x[:16], y[:16]))
+    try:
+        first = trainer.run(config(4, "bfloat16"), distribute.get_distribution(), build_model, data)
+        assert first["mixed_precision"] == "bfloat16"
+        saved = keras.saving.load_model(tmp_path / "model.keras")
+        assert saved.layers[2].dtype_policy.compute_dtype == "bfloat16"
+        resumed = trainer.run(config(8, "auto"), distribute.get_distribution(), build_model, data)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert resumed["resumed_from_step"] == 4 and resumed["mixed_precision"] == "bfloat16"
+    assert json.loads((tmp_path / "metadata.json").read_text())["mixed_precision"] == "bfloat16"

@@ -210,7 +210,10 @@ def fashion(tmp_path_factory):
                            f"--export_base={export_base}"])
     assert exported.returncode == 0, exported.stderr[-3000:]
     model, metadata = export.load_model_dir(model_dir)
-    return SimpleNamespace(model=model, metadata=metadata, version_dir=export_base / "1",
+    # The served net computes in float32 whatever the trainer's precision (`auto`: bfloat16 on
+    # CPUs with AMX): the Keras side of the comparisons is the same weights in float32.
+    return SimpleNamespace(model=export.float32_copy(model), metadata=metadata,
+                           version_dir=export_base / "1",
                            stdout=exported.stdout, saved_models=export_base.parent,
                            loaded=tf.saved_model.load(str(export_base / "1")))
 
@@ -331,7 +334,7 @@ def test_trainer_fashion_model_without_padding_serves_28x28_png_like_keras(tmp_p
     assert metadata["image_size"] == [28, 28] and metadata["padded_from"] is None
     version_dir = export.export_saved_model(model, metadata, tmp_path / "saved_models" / "fashion")
     images, _ = read_fashion_test(20)
-    expected = model.predict(images[..., None].astype("float32"), verbose=0)
+    expected = export.float32_copy(model).predict(images[..., None].astype("float32"), verbose=0)
     outputs = serve(tf.saved_model.load(str(version_dir)), [encode(i, "PNG") for i in images])
     np.testing.assert_allclose(outputs["probabilities"], expected, rtol=0, atol=TOLERANCE)
 

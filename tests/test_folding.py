@@ -112,3 +112,22 @@ def test_export_serves_the_folded_net_unless_told_not_to():
     model, metadata = export.untrained_model("resnet20")
     assert not batch_norms(export.ServingModule(model, metadata).model)
     assert batch_norms(export.ServingModule(model, metadata, fold_bn=False).model) == batch_norms(model)
+
+
+def test_a_net_trained_in_mixed_bfloat16_serves_in_float32_with_its_weights():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        mixed, metadata = export.untrained_model("resnet20")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    randomize_batch_norm(mixed)
+    float32 = get_model("resnet20", weights=None)
+    float32.set_weights(mixed.get_weights())
+    assert {layer.dtype_policy.compute_dtype for layer in mixed.layers} >= {"bfloat16"}
+    for fold_bn in (True, False):
+        served = export.ServingModule(mixed, metadata, fold_bn=fold_bn).model
+        assert {layer.dtype_policy.compute_dtype for layer in served.layers} == {"float32"}
+        images = np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+        np.testing.assert_allclose(served.predict(images, verbose=0),
+                                   float32.predict(images, verbose=0), atol=1e-5)
+    assert export.float32_copy(float32) is float32

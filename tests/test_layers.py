@@ -1,12 +1,12 @@
-"""keras_resnet.layers: BatchNormalization (Keras's BN trained by TF's fused kernel, Sec. 3.4)
-and option A's subsampling (Sec. 3.3)."""
+"""keras_resnet.layers: BatchNormalization (Keras's BN trained by TF's fused kernel, Sec. 3.4),
+option A's subsampling (Sec. 3.3) and the mean subtraction (Sec. 3.4 / 4.2)."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_resnet.layers import BatchNormalization, subsample
+from keras_resnet.layers import BatchNormalization, SubtractMean, subsample
 
 
 def paired_layers(axis=-1, **kwargs):
@@ -142,3 +142,22 @@ def test_subsample_avoids_the_strided_slice_where_the_stride_divides_the_size():
     fast = op_types((None, 32, 32, 16))
     assert "Slice" in fast and not {"StridedSlice", "StridedSliceGrad"} & fast
     assert "StridedSliceGrad" in op_types((None, 15, 15, 16))  # odd size: the strided slice
+
+
+@pytest.mark.parametrize("policy, dtype", [("mixed_bfloat16", "bfloat16"), ("float32", "float32"),
+                                           ("float64", "float64")])
+def test_mean_is_subtracted_at_full_precision_before_the_cast_to_the_compute_dtype(policy, dtype):
+    """Under mixed bfloat16, pixels near 255 and the mean (255.0 -> 255, 253.4 -> 253) would round
+    to steps of 1 before a bfloat16 subtraction; the layer centres them in float32 first."""
+    pixels = np.array([[[[255.0], [200.0]], [[17.0], [254.0]]]], "float32")
+    mean = np.array([[[253.4], [199.3]], [[16.6], [250.7]]], "float32")
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        layer = SubtractMean(mean)
+        centred = layer(pixels)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert keras.backend.standardize_dtype(centred.dtype) == dtype
+    want = keras.ops.cast(keras.ops.convert_to_tensor(pixels - mean, "float64"), dtype)
+    np.testing.assert_array_equal(np.asarray(keras.ops.cast(centred, "float64")),
+                                  np.asarray(keras.ops.cast(want, "float64")))

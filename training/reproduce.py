@@ -125,6 +125,9 @@ def _cifar_claims(depths: tuple[int, int]) -> tuple[Claim, ...]:
 # CPU ms per image; hence 4.2 / 13.0 CPU ms per training image. Plain nets cost as much as ResNets
 # of the same depth. Wall time on the quiet machine is taken as CPU time / 1.6 (two TF threads
 # at 80%); if it runs slower, fewer epochs keep the budget (the formulas below).
+# The CPU suites train in float32 on every machine, as their documented runs did (the trainers'
+# `--mixed_precision=auto` would pick bfloat16 on CPUs with AMX); the paper suite takes the default.
+FLOAT32 = {"mixed_precision": "none"}
 SUITES: dict[str, Suite] = {s.name: s for s in (
     Suite(
         name="cifar_small",
@@ -138,7 +141,7 @@ SUITES: dict[str, Suite] = {s.name: s for s in (
         data=DataSpec("cifar10", "CIFAR-10 (JPEG q75 copy)", train_per_class=1000,
                       validation_per_class=500),
         train_flags={"epochs": 12, "batch_size": 128, "lr": 0.1, "weight_decay": 1e-4,
-                     "momentum": 0.9, "augment": True},
+                     "momentum": 0.9, "augment": True, **FLOAT32},
         claims=_cifar_claims((20, 56)),
         budget="about 75 minutes on a 2-core CPU machine",
         fig7="fig7_layer_responses",
@@ -152,7 +155,7 @@ SUITES: dict[str, Suite] = {s.name: s for s in (
         data=DataSpec("fashion_mnist", "Fashion-MNIST (Debian's idx files, padded to 32x32)"),
         train_flags={"epochs": 20, "batch_size": 128, "lr": 0.1, "weight_decay": 1e-4,
                      "momentum": 0.9, "augment": True, "train_on_all": True,
-                     "checkpoint_steps": 100},
+                     "checkpoint_steps": 100, **FLOAT32},
         claims=(Claim("Fashion-MNIST test accuracy >= 95.0% (the public benchmark table lists "
                       "ResNet-18 at 94.9%)", "test_error", "resnet20", 0.05),),
         budget="about 60 minutes on a 2-core CPU machine",
@@ -177,7 +180,7 @@ SUITES: dict[str, Suite] = {s.name: s for s in (
         models=("plain20", "resnet20"),
         data=DataSpec("cifar10", "CIFAR-10 (JPEG q75 copy)", train_per_class=30,
                       validation_per_class=5, test_per_class=10),
-        train_flags={"epochs": 3, "batch_size": 32, "lr": 0.1, "weight_decay": 1e-4},
+        train_flags={"epochs": 3, "batch_size": 32, "lr": 0.1, "weight_decay": 1e-4, **FLOAT32},
         claims=(Claim("ResNet-20 ends with a lower training error than plain-20", "train_error",
                       "resnet20", "plain20"),
                 Claim("Fig. 7: ResNet-20's 3x3 responses are smaller than plain-20's",

@@ -13,7 +13,7 @@ from absl import flags
 
 from keras_resnet.training.distribute import STRATEGIES
 
-MIXED_PRECISION = ("none", "bfloat16", "float16")
+MIXED_PRECISION = ("auto", "none", "bfloat16", "float16")
 
 
 def define_common_flags(
@@ -45,8 +45,10 @@ def define_common_flags(
     flags.DEFINE_float("momentum", momentum, "SGD momentum.", lower_bound=0.0)
     flags.DEFINE_float("weight_decay", weight_decay, "Weight decay (L2 on conv/dense kernels).",
                        lower_bound=0.0)
-    flags.DEFINE_enum("mixed_precision", "none", list(MIXED_PRECISION),
-                      "Compute dtype: bfloat16, or float16 with dynamic loss scaling.")
+    flags.DEFINE_enum("mixed_precision", "auto", list(MIXED_PRECISION),
+                      "Compute dtype: none (float32), bfloat16, or float16 with dynamic loss "
+                      "scaling; auto: bfloat16 on TPUs and, on the TensorFlow backend, on CPUs with "
+                      "AMX (where it trains faster, docs/performance.md), else none.")
     flags.DEFINE_bool("jit_compile", False,
                       "Compile the train step with XLA (always on with KERAS_BACKEND=jax).")
     flags.DEFINE_integer("steps_per_execution", 1, "Train steps per compiled call.", lower_bound=1)

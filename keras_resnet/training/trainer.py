@@ -489,12 +489,38 @@ def hardware() -> dict:
     return info
 
 
+MIXED_PRECISION_POLICIES = {"none": "float32", "bfloat16": "mixed_bfloat16",
+                            "float16": "mixed_float16"}
+
+
+def resolve_mixed_precision(mode: str, distribution: Distribution,
+                            cpu_flags: frozenset[str] | None = None) -> str:
+    """The precision `auto` stands for here: `bfloat16` on TPUs and, on the TensorFlow backend,
+    on a CPU-only machine whose CPU has AMX (`runtime.bfloat16_matrix_units`), where mixed
+    bfloat16 trains our nets faster than float32 at the same accuracy (docs/performance.md:
+    *bfloat16 and accuracy*); else `none` (float32: GPUs, other CPUs, JAX). Other modes are
+    returned as they are."""
+    allowed = ("auto", *MIXED_PRECISION_POLICIES)
+    if mode not in allowed:
+        raise UsageError(f"--mixed_precision={mode!r}; allowed: {', '.join(allowed)}.")
+    if mode != "auto":
+        return mode
+    if distribution.name == "tpu":
+        return "bfloat16"
+    on_cpu_only = not any(kind in device.upper() for device in distribution.devices
+                          for kind in ("GPU", "TPU"))
+    if (keras.backend.backend() == "tensorflow" and on_cpu_only
+            and runtime.bfloat16_matrix_units(cpu_flags)):
+        return "bfloat16"
+    return "none"
+
+
 def set_mixed_precision(mode: str) -> None:
     """`none`, `bfloat16` or `float16` (the optimizer then scales the loss dynamically)."""
-    policies = {"none": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
-    if mode not in policies:
-        raise UsageError(f"--mixed_precision={mode!r}; allowed: {', '.join(policies)}.")
-    keras.mixed_precision.set_global_policy(policies[mode])
+    if mode not in MIXED_PRECISION_POLICIES:
+        raise UsageError(f"--mixed_precision={mode!r}; allowed: "
+                         f"{', '.join(MIXED_PRECISION_POLICIES)}.")
+    keras.mixed_precision.set_global_policy(MIXED_PRECISION_POLICIES[mode])
 
 
 def summary_line(results: dict) -> str:
@@ -531,18 +557,22 @@ def run(
         model_dir, f"worker-{distribution.task_id}")
     make_dirs(write_dir)
     checkpoint_dir = os.path.join(model_dir, "checkpoints")
-    metadata = dict(config.metadata, backend=keras.backend.backend())
+    precision = resolve_mixed_precision(config.mixed_precision, distribution)
+    started_in = (read_json(os.path.join(model_dir, "metadata.json")) or {}).get("mixed_precision")
+    if config.mixed_precision == "auto" and started_in in MIXED_PRECISION_POLICIES:
+        precision = started_in  # a resumed run keeps the precision `auto` chose at its start
+    metadata = dict(config.metadata, backend=keras.backend.backend(), mixed_precision=precision)
     if distribution.is_chief:
         write_json(os.path.join(model_dir, "metadata.json"), metadata)
 
     keras.utils.set_random_seed(config.seed)
-    set_mixed_precision(config.mixed_precision)
+    set_mixed_precision(precision)
     with distribution.scope():
         model = build_model()
         extra_metrics = config.extra_metrics() if config.extra_metrics else []
         optimizer = keras.optimizers.SGD(learning_rate=float(config.schedule.value(0)),
                                          momentum=config.momentum)
-        if config.mixed_precision == "float16":
+        if precision == "float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         model.compile(
             optimizer=optimizer,
@@ -620,6 +650,7 @@ def run(
         "train_wall_s": train_wall,
         "images_per_s": trained_here * config.global_batch / max(this_run_wall, 1e-9),
         "resumed_from_step": start_step,
+        "mixed_precision": precision,
         "distribution": distribution.describe(),
         "hardware": hardware(),
         "flags": config.flags,
