@@ -7,6 +7,7 @@ op type. Durations of ops that ran at the same time on TensorFlow's inter-op thr
 the shares say where the compute goes, not a critical path.
 
     python benchmarks/op_profile.py --net=resnet56 --json=runs/op_profile.json
+    python benchmarks/op_profile.py --net=resnet56 --precision=bfloat16 --json=runs/op_profile_bf16.json
     python benchmarks/op_profile.py --quick --json=/tmp/op.json      # smoke test
 """
 
@@ -26,8 +27,9 @@ FLAGS = flags.FLAGS
 EXECUTOR_SPANS = frozenset({"Process"})
 
 
-def profile_steps(net: str, batch: int, steps: int, logdir: Path) -> float:
-    """Trains `steps` steps of `net` under the profiler; returns their wall seconds."""
+def profile_steps(net: str, batch: int, steps: int, logdir: Path, precision: str = "float32") -> float:
+    """Trains `steps` steps of `net` (in `precision`: float32, or mixed bfloat16 as the trainers
+    train it) under the profiler; returns their wall seconds."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -35,7 +37,9 @@ def profile_steps(net: str, batch: int, steps: int, logdir: Path) -> float:
     import keras_resnet
     from keras_resnet.training.cifar_data import tf_data_options
 
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
     model = keras_resnet.get_model(net, weights=None)
+    keras.mixed_precision.set_global_policy("float32")
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
                   loss=keras.losses.SparseCategoricalCrossentropy(),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
@@ -90,7 +94,8 @@ def summarize(seconds: dict[str, float], top: int) -> list[dict]:
 
 
 def markdown(result: dict) -> str:
-    lines = [(f"Op time of {result['steps']} training steps of {result['net']} at batch "
+    precision = result.get("precision", "float32")
+    lines = [(f"Op time of {result['steps']} training steps of {result['net']} ({precision}) at batch "
               f"{result['batch']}: {result['op_seconds_total']:.2f} s of ops in {result['wall_s']:.2f} s "
               f"of wall time ({result['images_per_s']:.1f} images/s under the profiler)."), "",
              "| op type | seconds | % of op time |", "|---|---:|---:|"]
@@ -101,6 +106,8 @@ def markdown(result: dict) -> str:
 def define_flags() -> None:
     """The script's absl flags (defined only when run, not when make_performance imports it)."""
     flags.DEFINE_string("net", "resnet56", "Net to profile (keras_resnet.list_models()).")
+    flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"],
+                      "float32, or mixed bfloat16 (bfloat16 convolutions, float32 weights).")
     flags.DEFINE_integer("batch", 128, "Batch size.", lower_bound=1)
     flags.DEFINE_integer("steps", 5, "Profiled training steps.", lower_bound=1)
     flags.DEFINE_integer("top", 15, "Op types listed by name; the rest are summed as 'other'.", lower_bound=1)
@@ -122,9 +129,9 @@ def main(argv: list[str]) -> int:
     batch = 4 if FLAGS.quick and not FLAGS["batch"].present else FLAGS.batch
     steps = 1 if FLAGS.quick and not FLAGS["steps"].present else FLAGS.steps
     logdir = Path(FLAGS.logdir or tempfile.mkdtemp(prefix="op_profile-"))
-    wall = profile_steps(FLAGS.net, batch, steps, logdir)
+    wall = profile_steps(FLAGS.net, batch, steps, logdir, FLAGS.precision)
     seconds = op_seconds(logdir)
-    result = {"net": FLAGS.net, "batch": batch, "steps": steps, "wall_s": wall,
+    result = {"net": FLAGS.net, "precision": FLAGS.precision, "batch": batch, "steps": steps, "wall_s": wall,
               "images_per_s": batch * steps / wall, "op_seconds_total": sum(seconds.values()),
               "ops": summarize(seconds, FLAGS.top), "logdir": str(logdir),
               "command": " ".join(["python benchmarks/op_profile.py", *sys.argv[1:]])}

@@ -980,11 +980,11 @@ class Run:
         return contender
 
     def _setup_ours_cifar(self, worker: Worker, contender_id: str, net: str, batch: int,
-                          **extra: Any) -> dict:
-        """`setup_train` of our CIFAR net at fp32 with XLA off (the sections that vary one
-        setting of it: threads, autotune)."""
+                          precision: str = "float32", **extra: Any) -> dict:
+        """`setup_train` of our CIFAR net with XLA off (the sections that vary one setting of it:
+        threads, autotune)."""
         return worker.call("setup_train", id=contender_id, impl="ours", net=net, image=32, channels=3,
-                           classes=10, batch=batch, precision="float32", xla=False,
+                           classes=10, batch=batch, precision=precision, xla=False,
                            warmup_steps=self.s["warmup_steps"], **extra)
 
     def shortcut(self) -> None:
@@ -1016,13 +1016,15 @@ class Run:
         self.result["shortcut"] = {"rows": rows}
 
     def threads(self) -> None:
-        """Training images/s of our CIFAR net (--threads_net) under TensorFlow thread settings (inter-op x
-        intra-op; 0 is TensorFlow's default, one per core), each optionally with one environment
-        variable (e.g. a oneDNN option), one worker process each, alternated."""
+        """Training images/s of our CIFAR net (--threads_net, in the trainers' precision) under
+        TensorFlow thread settings (inter-op x intra-op; 0 is TensorFlow's default, one per core),
+        each optionally with one environment variable (e.g. a oneDNN option), one worker process
+        each, alternated."""
         if "tensorflow" not in self.workers:
             self.result["threads"] = {"skipped": "thread settings are TensorFlow's"}
             return
         net, batch, workers, contenders = self.s["threads_net"], self.s["cifar_batch"], {}, []
+        precision = self.result["trainers_precision"]
         try:
             for setting in self.s["thread_settings"]:
                 inter, intra, variables = parse_thread_setting(setting)
@@ -1031,7 +1033,7 @@ class Run:
                 contender = {"id": f"threads/{setting}", "setting": setting, "inter_op_threads": inter,
                              "intra_op_threads": intra, "environment": variables,
                              "versions": worker.call("versions")}
-                contender.update(self._setup_ours_cifar(worker, contender["id"], net, batch))
+                contender.update(self._setup_ours_cifar(worker, contender["id"], net, batch, precision))
                 contender["steps"] = self.steps_for(contender["step_s"])
                 contenders.append(contender)
 
@@ -1046,7 +1048,7 @@ class Run:
         rows = [{k: c[k] for k in ("setting", "inter_op_threads", "intra_op_threads", "environment",
                                    "versions", "steal_percent")}
                 | {"images_per_s": median(rates[c["id"]]), "rounds": rates[c["id"]]} for c in contenders]
-        self.result["threads"] = {"net": net, "batch": batch, "rows": rows}
+        self.result["threads"] = {"net": net, "batch": batch, "precision": precision, "rows": rows}
 
     def autotune(self) -> None:
         """Whole `fit` calls of our net with and without tf.data's autotuner, alternated: the
@@ -1322,8 +1324,9 @@ def markdown(result: dict) -> str:
                          f"{r['median_ms']:.2f} | {', '.join(f'{v:.2f}' for v in r['ms_rounds'])} |")
     threads = result.get("threads", {})
     if "rows" in threads:
-        lines += ["", (f"### TensorFlow threads: training {threads['net']} at batch {threads['batch']}, "
-                       "one worker process per setting (0: TensorFlow's default, one per core)"), "",
+        lines += ["", (f"### TensorFlow threads: training {threads['net']} at batch {threads['batch']} "
+                       f"in {threads.get('precision', 'float32')}, one worker process per setting "
+                       "(0: TensorFlow's default, one per core)"), "",
                   ("| inter-op threads | intra-op threads | environment | images/s | CPU steal % | "
                    "each round |"), "|---:|---:|---|---:|---:|---|"]
         for r in threads["rows"]:

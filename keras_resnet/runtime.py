@@ -1,7 +1,8 @@
 """TensorFlow runtime settings the library prefers, applied before TensorFlow loads.
 
-It also tells whether the CPU multiplies bfloat16 matrices in hardware (Intel AMX), where mixed
-bfloat16 trains our nets faster than float32 (`--mixed_precision=auto`, docs/performance.md).
+It also tells whether the CPU computes bfloat16 products in hardware (AMX tiles, or AVX512-BF16
+dot products), where mixed bfloat16 trains our nets faster than float32
+(`--mixed_precision=auto`, docs/performance.md).
 
 TensorFlow reads `TF_ENABLE_ONEDNN_OPTS` once, when it is imported. Left unset, it turns its oneDNN
 kernels on only on x86 CPUs with AVX512-VNNI, AVX512-BF16, AVX-VNNI or AMX; on the others (AVX2
@@ -56,8 +57,15 @@ def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
     return frozenset()
 
 
-def bfloat16_matrix_units(flags: frozenset[str] | None = None) -> bool:
-    """Whether the CPU has Intel AMX's bfloat16 tile multiply (`amx_bf16`), on which oneDNN's
-    bfloat16 convolutions beat its float32 ones (docs/performance.md: *bfloat16 and accuracy*).
-    CPUs with AVX512-BF16 but no AMX (e.g. AMD Zen 4) have not been measured: they keep float32."""
-    return "amx_bf16" in (cpu_flags() if flags is None else flags)
+BFLOAT16_HARDWARE_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def bfloat16_hardware(flags: frozenset[str] | None = None) -> bool:
+    """Whether the CPU multiplies bfloat16 in hardware: Intel AMX's tile multiply (`amx_bf16`:
+    Sapphire Rapids and later) or AVX512-BF16's dot products (`avx512_bf16`: AMD Zen 4 and later,
+    Cooper Lake), on which oneDNN's bfloat16 convolutions beat its float32 ones and mixed bfloat16
+    trains our nets faster (docs/performance.md: *Settings compared in this run*, *bfloat16 and
+    accuracy*). Without them TensorFlow emulates bfloat16 and trains at half the float32 speed
+    (docs/performance.md: *Settings run* on a Xeon with AVX-512 but no bfloat16 instructions)."""
+    flags = cpu_flags() if flags is None else flags
+    return any(flag in flags for flag in BFLOAT16_HARDWARE_FLAGS)

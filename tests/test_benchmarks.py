@@ -75,7 +75,7 @@ def test_quick_run_measures_every_section_with_positive_finite_figures(quick):
     assert_positive(data["machine_limit"]["gflops"], "machine limit")
 
     # --precisions' default float32,auto: auto is what the trainers train in here, the goals' precision
-    trainers = "bfloat16" if runtime.bfloat16_matrix_units() else "float32"
+    trainers = "bfloat16" if runtime.bfloat16_hardware() else "float32"
     assert data["trainers_precision"] == data["goal_precision"] == trainers
     precisions = data["settings"]["precisions"]
     assert precisions == sorted({"float32", trainers}, key=["float32", "bfloat16"].index)
@@ -111,6 +111,7 @@ def test_quick_run_measures_every_section_with_positive_finite_figures(quick):
         assert_positive(row["median_ms"], f"shortcut {row['kind']}")
         assert len(row["ms_rounds"]) == 2 and all(v > 0 for v in row["ms_rounds"])
 
+    assert data["threads"]["precision"] == trainers  # thread settings are judged as the trainers train
     threads = {r["setting"]: r for r in data["threads"]["rows"]}
     assert set(threads) == {"0x0", "1x1:TF_ENABLE_ONEDNN_OPTS=0"}
     assert threads["1x1:TF_ENABLE_ONEDNN_OPTS=0"]["inter_op_threads"] == 1

@@ -362,18 +362,22 @@ def test_validation_per_class_run_holds_out_that_many_images_per_class(tmp_path)
 
 
 AMX_FLAGS = frozenset({"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
+ZEN4_FLAGS = frozenset({"avx512f", "avx512_vnni", "avx512_bf16"})
+ICELAKE_FLAGS = frozenset({"avx512f", "avx512_vnni"})
 AVX2_FLAGS = frozenset({"avx2", "fma"})
 
 
 @pytest.mark.parametrize("mode, strategy, devices, cpu_flags, expected", [
     ("auto", "default", ["/device:CPU:0"], AMX_FLAGS, "bfloat16"),
+    ("auto", "default", ["/device:CPU:0"], ZEN4_FLAGS, "bfloat16"),
+    ("auto", "default", ["/device:CPU:0"], ICELAKE_FLAGS, "none"),
     ("auto", "default", ["/device:CPU:0"], AVX2_FLAGS, "none"),
     ("auto", "mirrored", ["/device:GPU:0", "/device:GPU:1"], AMX_FLAGS, "none"),
     ("auto", "tpu", ["/device:TPU:0"], AVX2_FLAGS, "bfloat16"),
     ("none", "default", ["/device:CPU:0"], AMX_FLAGS, "none"),
     ("float16", "mirrored", ["/device:GPU:0"], AVX2_FLAGS, "float16"),
 ])
-def test_auto_precision_is_bfloat16_on_tpus_and_amx_cpus_and_float32_elsewhere(
+def test_auto_precision_is_bfloat16_on_tpus_and_bfloat16_cpus_and_float32_elsewhere(
         mode, strategy, devices, cpu_flags, expected):
     from keras_resnet.training import distribute, trainer
 

@@ -59,18 +59,20 @@ def test_the_training_scripts_load_keras_resnet_before_tensorflow(script):
 
 @pytest.mark.parametrize("flags_line, expected", [
     ("flags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile amx_int8", True),
-    ("flags\t\t: fpu avx2 avx512f avx512_bf16", False),  # AVX512-BF16 without AMX (Zen 4)
+    ("flags\t\t: fpu avx2 avx512f avx512_bf16", True),  # AVX512-BF16 without AMX (Zen 4)
+    ("flags\t\t: fpu avx2 avx512f avx512_vnni avx512_bf16x", False),  # a longer name is not the flag
+    ("flags\t\t: fpu avx2 avx512f avx512_vnni", False),  # AVX-512 without bfloat16 (Ice Lake)
     ("flags\t\t: fpu sse2 avx2 fma", False),
 ])
-def test_amx_bf16_in_cpuinfo_flags_means_bfloat16_matrix_units(tmp_path, flags_line, expected):
+def test_amx_or_avx512_bf16_in_cpuinfo_flags_means_bfloat16_hardware(tmp_path, flags_line, expected):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Some CPU\n{flags_line}\n\n"
                        f"processor\t: 1\n{flags_line}\n")
     flags = runtime.cpu_flags(cpuinfo)
     assert "avx2" in flags and "Some" not in flags
-    assert runtime.bfloat16_matrix_units(flags) is expected
+    assert runtime.bfloat16_hardware(flags) is expected
 
 
-def test_a_missing_cpuinfo_means_no_flags_and_no_bfloat16_units(tmp_path):
+def test_a_missing_cpuinfo_means_no_flags_and_no_bfloat16_hardware(tmp_path):
     assert runtime.cpu_flags(tmp_path / "absent") == frozenset()
-    assert runtime.bfloat16_matrix_units(frozenset()) is False
+    assert runtime.bfloat16_hardware(frozenset()) is False

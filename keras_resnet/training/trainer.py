@@ -496,10 +496,10 @@ MIXED_PRECISION_POLICIES = {"none": "float32", "bfloat16": "mixed_bfloat16",
 def resolve_mixed_precision(mode: str, distribution: Distribution,
                             cpu_flags: frozenset[str] | None = None) -> str:
     """The precision `auto` stands for here: `bfloat16` on TPUs and, on the TensorFlow backend,
-    on a CPU-only machine whose CPU has AMX (`runtime.bfloat16_matrix_units`), where mixed
-    bfloat16 trains our nets faster than float32 at the same accuracy (docs/performance.md:
-    *bfloat16 and accuracy*); else `none` (float32: GPUs, other CPUs, JAX). Other modes are
-    returned as they are."""
+    on a CPU-only machine whose CPU multiplies bfloat16 in hardware (AMX or AVX512-BF16:
+    `runtime.bfloat16_hardware`), where mixed bfloat16 trains our nets faster than float32 at the
+    same accuracy (docs/performance.md: *bfloat16 and accuracy*); else `none` (float32: GPUs,
+    other CPUs, JAX). Other modes are returned as they are."""
     allowed = ("auto", *MIXED_PRECISION_POLICIES)
     if mode not in allowed:
         raise UsageError(f"--mixed_precision={mode!r}; allowed: {', '.join(allowed)}.")
@@ -510,7 +510,7 @@ def resolve_mixed_precision(mode: str, distribution: Distribution,
     on_cpu_only = not any(kind in device.upper() for device in distribution.devices
                           for kind in ("GPU", "TPU"))
     if (keras.backend.backend() == "tensorflow" and on_cpu_only
-            and runtime.bfloat16_matrix_units(cpu_flags)):
+            and runtime.bfloat16_hardware(cpu_flags)):
         return "bfloat16"
     return "none"
 
