@@ -127,7 +127,7 @@ def main(argv: list[str]) -> int:
             rows.append(train(precision, seed, settings, root, FLAGS.timeout_s))
     result = {"command": " ".join(["python", "benchmarks/bfloat16_accuracy.py", *sys.argv[1:]]),
               "settings": settings, "runs": rows, "summary": summarize(rows),
-              "machine": {"platform": platform.platform(), "cpu_flags": _cpu_flags()}}
+              "machine": machine()}
     Path(FLAGS.json).parent.mkdir(parents=True, exist_ok=True)
     Path(FLAGS.json).write_text(json.dumps(result, indent=1) + "\n")
     print(markdown(result))
@@ -153,10 +153,12 @@ def define_flags() -> None:
     flags.DEFINE_bool("quick", False, "Tiny runs (256 images, 1 epoch, 1 seed) for the smoke test.")
 
 
-def _cpu_flags() -> list[str]:
+def machine() -> dict:
+    """The platform, CPU model and the CPU's bfloat16 features (`runtime.bfloat16_hardware`'s)."""
     from keras_resnet import runtime
 
-    return sorted(f for f in runtime.cpu_flags() if f.startswith(("avx512_bf16", "amx")))
+    return {"platform": platform.platform(), "cpu": runtime.cpu_model(),
+            "cpu_flags": sorted(f for f in runtime.cpu_flags() if f.startswith(("avx512_bf16", "amx")))}
 
 
 if __name__ == "__main__":

@@ -95,8 +95,9 @@ def summarize(seconds: dict[str, float], top: int) -> list[dict]:
 
 def markdown(result: dict) -> str:
     precision = result.get("precision", "float32")
+    cpu = f" on {result['cpu']}" if "cpu" in result else ""
     lines = [(f"Op time of {result['steps']} training steps of {result['net']} ({precision}) at batch "
-              f"{result['batch']}: {result['op_seconds_total']:.2f} s of ops in {result['wall_s']:.2f} s "
+              f"{result['batch']}{cpu}: {result['op_seconds_total']:.2f} s of ops in {result['wall_s']:.2f} s "
               f"of wall time ({result['images_per_s']:.1f} images/s under the profiler)."), "",
              "| op type | seconds | % of op time |", "|---|---:|---:|"]
     lines += [f"| {r['op_type']} | {r['seconds']:.3f} | {r['percent']:.1f} |" for r in result["ops"]]
@@ -121,6 +122,7 @@ def main(argv: list[str]) -> int:
         print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
     import keras_resnet
+    from keras_resnet import runtime
 
     if FLAGS.net not in keras_resnet.list_models():
         print(f"error: --net={FLAGS.net}: unknown; allowed: {', '.join(keras_resnet.list_models())}",
@@ -131,7 +133,8 @@ def main(argv: list[str]) -> int:
     logdir = Path(FLAGS.logdir or tempfile.mkdtemp(prefix="op_profile-"))
     wall = profile_steps(FLAGS.net, batch, steps, logdir, FLAGS.precision)
     seconds = op_seconds(logdir)
-    result = {"net": FLAGS.net, "precision": FLAGS.precision, "batch": batch, "steps": steps, "wall_s": wall,
+    result = {"net": FLAGS.net, "precision": FLAGS.precision, "cpu": runtime.cpu_model(),
+              "batch": batch, "steps": steps, "wall_s": wall,
               "images_per_s": batch * steps / wall, "op_seconds_total": sum(seconds.values()),
               "ops": summarize(seconds, FLAGS.top), "logdir": str(logdir),
               "command": " ".join(["python benchmarks/op_profile.py", *sys.argv[1:]])}

@@ -4,6 +4,7 @@
     python docs/make_performance.py --json=runs/speed.json [--gpu_dir=runs/gpu] [--out=docs/performance.md]
         [--settings_json=runs/speed_xla.json,...]   # further runs that compare settings (e.g. XLA)
         [--op_profile_json=runs/op_profile.json,...]  # benchmarks/op_profile.py: time per op type
+        [--bfloat16_accuracy_json=runs/bfloat16_accuracy.json,...]  # one per machine it ran on
 
 The page names the machine, the command and the load during the run, and backs every default
 with the figures of the run it came from; it is generated, never typed by hand.
@@ -174,7 +175,10 @@ def settings_text(benchmark, result: dict) -> list[str]:
     lines = ["", f"## Settings run: `{result.get('command', 'python benchmarks/train_throughput.py')}`",
              ""]
     lines += machine_text(result)
-    lines += ["", benchmark.markdown(result).split("### CIFAR trainer")[0].rstrip(), ""]
+    text = benchmark.markdown(result)
+    lines += ["", text.split("### CIFAR trainer")[0].rstrip(), ""]
+    if "### Goals" in text:  # the run's goals, as measured on its machine
+        lines += [text[text.index("### Goals"):].rstrip(), ""]
     return lines + variant_choices(result)
 
 
@@ -199,13 +203,17 @@ DEFAULTS = [
      "*Settings run* where present) compares both."),
     ("- Precision: `--mixed_precision=auto`, the trainers' default: mixed bfloat16 (float32 "
      "weights, optimizer state and BN statistics; bfloat16 convolutions) on TPUs and, on the "
-     "TensorFlow backend, on CPUs with AMX (`amx_bf16` in /proc/cpuinfo: "
-     "`keras_resnet.runtime.bfloat16_matrix_units`), float32 elsewhere. Where this run's CPU has "
-     "AMX, the training table has both precisions and the goals are measured in bfloat16 (the "
-     "issue's \"fp32 unless faster otherwise\"), with the float32 goals beside them. A settings run "
-     "below on a Xeon without bfloat16 instructions has bfloat16 at 0.43x float32: there `auto` "
-     "keeps float32. Section *bfloat16 and accuracy* trains the same runs in both precisions. "
-     "Exported SavedModels compute in float32 whatever the training precision "
+     "TensorFlow backend, on CPUs that multiply bfloat16 in hardware: AMX (`amx_bf16` in "
+     "/proc/cpuinfo; Intel Sapphire Rapids and later) or AVX512-BF16 (`avx512_bf16`; AMD Zen 4 "
+     "and later) (`keras_resnet.runtime.bfloat16_hardware`); float32 elsewhere. Where this run's "
+     "CPU has them, the training table has both precisions, section *Settings compared in this "
+     "run* gives bfloat16 against float32 for each net, and the goals are measured in bfloat16 "
+     "(the issue's \"fp32 unless faster otherwise\"), with the float32 goals beside them. The "
+     "settings runs below show the same on an AMX Xeon (`docs/speed_amx.json`, "
+     "`docs/speed_bf16.json`) and, on a Xeon with AVX-512 but no bfloat16 instructions "
+     "(`docs/speed_settings.json`), bfloat16 far slower than float32: there `auto` keeps float32. "
+     "Section *bfloat16 and accuracy* trains the same runs in both precisions, on each kind of "
+     "CPU. Exported SavedModels compute in float32 whatever the training precision "
      "(`keras_resnet.export.float32_copy`); the reproduction suites of docs/results.md pin "
      "float32, as their documented runs used."),
     ("- oneDNN: on. TensorFlow turns its oneDNN kernels on by itself only on x86 CPUs with "
@@ -242,24 +250,32 @@ def op_profile_text(profiles: tuple[dict, ...]) -> list[str]:
     return lines
 
 
-def bfloat16_accuracy_text(accuracy: dict | None) -> list[str]:
-    """benchmarks/bfloat16_accuracy.py's table: the same training runs in both precisions."""
-    if accuracy is None:
+def bfloat16_accuracy_text(accuracies: tuple[dict, ...]) -> list[str]:
+    """benchmarks/bfloat16_accuracy.py's tables: the same training runs in both precisions, one
+    table per machine it ran on."""
+    if not accuracies:
         return []
-    lines = ["", "## bfloat16 and accuracy", "", f"Command: `{accuracy['command']}`", ""]
-    flags = ", ".join(accuracy["machine"].get("cpu_flags", [])) or "none"
-    lines += [load_benchmark("bfloat16_accuracy").markdown(accuracy), "",
-              f"Machine: {accuracy['machine']['platform']}; bfloat16 CPU features: {flags}."]
+    lines = ["", "## bfloat16 and accuracy"]
+    for accuracy in accuracies:
+        machine = accuracy["machine"]
+        flags = ", ".join(machine.get("cpu_flags", [])) or "none"
+        cpu = f"{machine['cpu']}, " if "cpu" in machine else ""
+        lines += ["", f"Command: `{accuracy['command']}`", "",
+                  load_benchmark("bfloat16_accuracy").markdown(accuracy), "",
+                  f"Machine: {cpu}{machine['platform']}; bfloat16 CPU features: {flags}."]
     return lines
 
 
+COMMAND = ("python docs/make_performance.py --json=docs/speed.json "
+           "--settings_json=docs/speed_amx.json,docs/speed_bf16.json,docs/speed_settings.json,"
+           "docs/speed_runtime.json --op_profile_json=docs/op_profile.json,docs/op_profile_bf16.json "
+           "--bfloat16_accuracy_json=docs/bfloat16_accuracy.json,docs/bfloat16_accuracy_zen4.json")
+
+
 def page(result: dict, gpu_dir: Path | None = None, settings_runs: tuple[dict, ...] = (),
-         op_profiles: tuple[dict, ...] = (), accuracy: dict | None = None) -> str:
+         op_profiles: tuple[dict, ...] = (), accuracies: tuple[dict, ...] = ()) -> str:
     benchmark = load_benchmark()
-    intro = ("Generated by `python docs/make_performance.py --json=docs/speed.json "
-             "--settings_json=docs/speed_settings.json,docs/speed_runtime.json,docs/speed_bf16.json "
-             "--op_profile_json=docs/op_profile.json "
-             "--bfloat16_accuracy_json=docs/bfloat16_accuracy.json` from "
+    intro = (f"Generated by `{COMMAND}` from "
              "the JSON of "
              "`benchmarks/train_throughput.py`; do not edit by hand. Contenders were alternated round "
              "by round in one run on one machine and the medians are shown. GFLOP/s = images/s x "
@@ -292,7 +308,7 @@ def page(result: dict, gpu_dir: Path | None = None, settings_runs: tuple[dict, .
     choices = variant_choices(result)
     if choices:
         lines += ["## Settings compared in this run", "", *choices]
-    lines += bfloat16_accuracy_text(accuracy)
+    lines += bfloat16_accuracy_text(accuracies)
     lines += op_profile_text(op_profiles)
     for settings_run in settings_runs:
         lines += settings_text(benchmark, settings_run)
@@ -349,8 +365,7 @@ def main(argv: list[str]) -> int:
         result = read_result("--json", Path(flags.FLAGS.json))
         settings_runs = tuple(read_result("--settings_json", Path(p)) for p in flags.FLAGS.settings_json)
         op_profiles = tuple(read_op_profile(Path(p)) for p in flags.FLAGS.op_profile_json)
-        accuracy = (read_bfloat16_accuracy(Path(flags.FLAGS.bfloat16_accuracy_json))
-                    if flags.FLAGS.bfloat16_accuracy_json else None)
+        accuracies = tuple(read_bfloat16_accuracy(Path(p)) for p in flags.FLAGS.bfloat16_accuracy_json)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -359,7 +374,7 @@ def main(argv: list[str]) -> int:
         print(f"error: --gpu_dir={gpu_dir} is not a directory", file=sys.stderr)
         return 2
     out = Path(flags.FLAGS.out)
-    out.write_text(page(result, gpu_dir, settings_runs, op_profiles, accuracy))
+    out.write_text(page(result, gpu_dir, settings_runs, op_profiles, accuracies))
     print(f"wrote {out}")
     return 0
 
@@ -370,7 +385,7 @@ if __name__ == "__main__":
     flags.DEFINE_string("json", None, "JSON written by benchmarks/train_throughput.py.", required=True)
     flags.DEFINE_list("settings_json", [], "Further train_throughput.py JSONs that compare settings.")
     flags.DEFINE_list("op_profile_json", [], "JSONs of benchmarks/op_profile.py.")
-    flags.DEFINE_string("bfloat16_accuracy_json", None, "JSON of benchmarks/bfloat16_accuracy.py.")
+    flags.DEFINE_list("bfloat16_accuracy_json", [], "JSONs of benchmarks/bfloat16_accuracy.py.")
     flags.DEFINE_string("gpu_dir", None, "OUT_DIR of benchmarks/gpu_suite.sh, if it ran.")
     flags.DEFINE_string("out", str(DEFAULT_OUT), "The page to write.")
     app.run(main)

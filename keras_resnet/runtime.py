@@ -43,18 +43,28 @@ def onednn_enabled() -> bool:
     return bool(_pywrap_util_port.IsMklEnabled())
 
 
-def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
-    """The CPU's feature flags as Linux lists them in /proc/cpuinfo (empty where it is absent or
-    lists none: other systems, other architectures)."""
+def _cpuinfo_field(field: str, cpuinfo: Path) -> str | None:
+    """The first value of `field` in /proc/cpuinfo, or None where the file or the field is absent."""
     try:
         text = cpuinfo.read_text()
     except OSError:
-        return frozenset()
+        return None
     for line in text.splitlines():
         name, _, value = line.partition(":")
-        if name.strip() == "flags":
-            return frozenset(value.split())
-    return frozenset()
+        if name.strip() == field:
+            return value.strip()
+    return None
+
+
+def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
+    """The CPU's feature flags as Linux lists them in /proc/cpuinfo (empty where it is absent or
+    lists none: other systems, other architectures)."""
+    return frozenset((_cpuinfo_field("flags", cpuinfo) or "").split())
+
+
+def cpu_model(cpuinfo: Path = CPUINFO) -> str:
+    """The CPU's model name from /proc/cpuinfo, else what `platform` knows (for benchmark records)."""
+    return _cpuinfo_field("model name", cpuinfo) or platform.processor() or platform.machine()
 
 
 BFLOAT16_HARDWARE_FLAGS = ("amx_bf16", "avx512_bf16")

@@ -287,12 +287,14 @@ def test_op_profile_sums_traced_op_time_by_type_and_feeds_the_performance_page(q
     data, _, path = quick
     profile_path, logdir = tmp_path / "op.json", tmp_path / "trace"
     result = run(sys.executable, str(REPO / "benchmarks" / "op_profile.py"), "--quick", "--net=resnet20",
-                 f"--logdir={logdir}", f"--json={profile_path}")
+                 "--precision=bfloat16", "--top=100", f"--logdir={logdir}", f"--json={profile_path}")
     check(result)
     profile = json.loads(profile_path.read_text())
+    assert profile["precision"] == "bfloat16" and profile["cpu"]
     assert list(logdir.glob("**/*.xplane.pb")), "the trace TensorBoard opens is left in --logdir"
     types = {r["op_type"]: r for r in profile["ops"]}
     assert any("Conv2D" in name for name in types), types  # the convolutions were traced
+    assert "Cast" in types, types  # mixed bfloat16: float32 weights cast to bfloat16 for the convolutions
     assert sum(r["seconds"] for r in profile["ops"]) == pytest.approx(profile["op_seconds_total"])
     assert sum(r["percent"] for r in profile["ops"]) == pytest.approx(100)
     for row in profile["ops"]:
@@ -302,6 +304,7 @@ def test_op_profile_sums_traced_op_time_by_type_and_feeds_the_performance_page(q
               f"--op_profile_json={profile_path}", f"--out={out}", timeout=120))
     text = out.read_text()
     assert "## Where a training step's time goes (TensorFlow profiler)" in text
+    assert f"resnet20 (bfloat16) at batch {profile['batch']} on {profile['cpu']}" in text
     assert f"| {profile['ops'][0]['op_type']} | {profile['ops'][0]['seconds']:.3f} |" in text
     bad = run(sys.executable, str(REPO / "benchmarks" / "op_profile.py"), "--net=resnet7", timeout=120)
     assert bad.returncode == 2 and "--net=resnet7: unknown" in bad.stderr
@@ -317,6 +320,10 @@ def test_settings_runs_get_their_own_section_on_the_performance_page(quick, tmp_
     assert "### Training" in section and "### CIFAR trainer" not in section
     for row in data["training"]:
         assert f"| {row['net']} | {row['implementation']} | {row['framework']} |" in section
+    # the run's goals come with it, as measured on its machine
+    assert "### Goals" in section
+    goal = data["goals"][0]
+    assert f"| {goal['goal']} |" in section.split("### Goals")[1]
 
 
 def test_gpu_suite_quick_runs_the_jax_path_on_cpu(tmp_path):
@@ -358,9 +365,11 @@ def test_bfloat16_accuracy_trains_both_precisions_alike_and_feeds_the_performanc
         runs["bfloat16"]["test_error"] - runs["none"]["test_error"])
     out = tmp_path / "performance.md"
     check(run(sys.executable, str(REPO / "docs" / "make_performance.py"), f"--json={path}",
-              f"--bfloat16_accuracy_json={accuracy_path}", f"--out={out}", timeout=120))
+              f"--bfloat16_accuracy_json={accuracy_path},{accuracy_path}", f"--out={out}", timeout=120))
     text = out.read_text()
     assert "## bfloat16 and accuracy" in text
     assert f"| mixed bfloat16 | 0 | {100 * runs['bfloat16']['test_error']:.2f}% |" in text
+    # one table per machine the check ran on, each naming its CPU
+    assert text.count(f"Machine: {accuracy['machine']['cpu']}, ") == 2
     bad = run(sys.executable, str(script), "--seeds=one", f"--json={tmp_path / 'x.json'}", timeout=120)
     assert bad.returncode == 2 and "--seeds=one: need a comma-separated list of integers" in bad.stderr

@@ -73,6 +73,13 @@ def test_amx_or_avx512_bf16_in_cpuinfo_flags_means_bfloat16_hardware(tmp_path, f
     assert runtime.bfloat16_hardware(flags) is expected
 
 
+def test_the_cpu_model_comes_from_cpuinfo_and_else_from_the_platform(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9B14\nflags\t\t: fpu\n")
+    assert runtime.cpu_model(cpuinfo) == "AMD EPYC 9B14"
+    assert runtime.cpu_model(tmp_path / "absent") == (platform.processor() or platform.machine())
+
+
 def test_a_missing_cpuinfo_means_no_flags_and_no_bfloat16_hardware(tmp_path):
     assert runtime.cpu_flags(tmp_path / "absent") == frozenset()
     assert runtime.bfloat16_hardware(frozenset()) is False
