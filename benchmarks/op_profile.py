@@ -74,7 +74,8 @@ def op_seconds(logdir: Path) -> dict[str, float]:
             for event in line.events:
                 name = plane.event_metadata[event.metadata_id].name
                 op_type = name.rsplit(":", 1)[-1]
-                if ":" in name and op_type not in EXECUTOR_SPANS:
+                # zero-length events are the tracer's markers (StartRegion, Record, ...), not ops
+                if ":" in name and op_type not in EXECUTOR_SPANS and event.duration_ps > 0:
                     seconds[op_type] += event.duration_ps / 1e12
     if not seconds:
         raise RuntimeError(f"{traces[-1]} has no op events on tf_Compute threads")

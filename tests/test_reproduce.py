@@ -173,7 +173,7 @@ def test_a_model_dir_started_with_other_flags_is_refused_not_resumed(tmp_path):
     model_dir.mkdir(parents=True)
     started = {"model": "plain20", "dataset": "cifar10", "seed": 0,
                "verbose": 2, "validation_per_class": 5, "epochs": 5, "batch_size": 32, "lr": 0.1,
-               "weight_decay": 0.0001}
+               "weight_decay": 0.0001, "mixed_precision": "none"}
     (model_dir / "runner.json").write_text(json.dumps(started))
     result = runner("--suite=tiny", f"--runs_dir={tmp_path}", "--noreport", timeout=300)
     assert result.returncode == 2
