@@ -199,8 +199,10 @@ DEFAULTS = [
      "iterator's teardown waits for it, which held up the end of every `fit` and every per-epoch "
      "`evaluate` (tables *tf.data's autotuner*). The bare-step contenders use the same options."),
     ("- XLA: off on TensorFlow (`--jit_compile` default false, also Keras's own choice on "
-     "CPU-only machines), on for JAX (always compiled); a settings run (`--settings_json`, section "
-     "*Settings run* where present) compares both."),
+     "CPU-only machines), on for JAX (always compiled); settings runs (`--settings_json`, sections "
+     "*Settings run*) compare both, in float32 and bfloat16 on a Xeon without bfloat16 "
+     "instructions (`docs/speed_settings.json`) and in bfloat16 on an AMD EPYC with AVX512-BF16 "
+     "(`docs/speed_xla_bf16.json`)."),
     ("- Precision: `--mixed_precision=auto`, the trainers' default: mixed bfloat16 (float32 "
      "weights, optimizer state and BN statistics; bfloat16 convolutions) on TPUs and, on the "
      "TensorFlow backend, on CPUs that multiply bfloat16 in hardware: AMX (`amx_bf16` in "
@@ -268,7 +270,8 @@ def bfloat16_accuracy_text(accuracies: tuple[dict, ...]) -> list[str]:
 
 COMMAND = ("python docs/make_performance.py --json=docs/speed.json "
            "--settings_json=docs/speed_amx.json,docs/speed_bf16.json,docs/speed_settings.json,"
-           "docs/speed_runtime.json --op_profile_json=docs/op_profile.json,docs/op_profile_bf16.json "
+           "docs/speed_runtime.json,docs/speed_xla_bf16.json "
+           "--op_profile_json=docs/op_profile.json,docs/op_profile_bf16.json "
            "--bfloat16_accuracy_json=docs/bfloat16_accuracy.json,docs/bfloat16_accuracy_zen4.json")
 
 
