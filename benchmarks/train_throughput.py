@@ -1413,7 +1413,7 @@ def define_flags() -> None:
     flags.DEFINE_list("impls", list(IMPLS), f"Implementations, of {IMPLS}.")
     flags.DEFINE_list("precisions", ["float32", "auto"], f"Compute precisions, of {PRECISIONS} or "
                       "auto: the trainers' --mixed_precision=auto on this machine (bfloat16 on CPUs "
-                      "with AMX), in which the goals are measured.")
+                      "with AMX or AVX512-BF16), in which the goals are measured.")
     flags.DEFINE_list("xla", ["off"], "Keras jit_compile on TensorFlow: off, on, or both.")
     flags.DEFINE_integer("cifar_batch", 128, "Batch of the CIFAR nets.", lower_bound=1)
     flags.DEFINE_integer("imagenet_batch", 32, "Batch of ResNet-50.", lower_bound=1)

@@ -276,7 +276,7 @@ def decode_image(data: tf.Tensor, channels: int) -> tf.Tensor:
 def float32_copy(model: keras.Model) -> keras.Model:
     """`model` itself if every layer computes in float32, else a copy with the same weights whose
     layers all do: a net trained under a mixed policy (`--mixed_precision=bfloat16`, the
-    trainers' `auto` on CPUs with AMX) keeps float32 weights, so nothing is lost."""
+    trainers' `auto` on CPUs with AMX or AVX512-BF16) keeps float32 weights, so nothing is lost."""
     if all(layer.dtype_policy.compute_dtype == "float32" for layer in model.layers):
         return model
 

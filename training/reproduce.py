@@ -126,7 +126,8 @@ def _cifar_claims(depths: tuple[int, int]) -> tuple[Claim, ...]:
 # of the same depth. Wall time on the quiet machine is taken as CPU time / 1.6 (two TF threads
 # at 80%); if it runs slower, fewer epochs keep the budget (the formulas below).
 # The CPU suites train in float32 on every machine, as their documented runs did (the trainers'
-# `--mixed_precision=auto` would pick bfloat16 on CPUs with AMX); the paper suite takes the default.
+# `--mixed_precision=auto` would pick bfloat16 on CPUs with AMX or AVX512-BF16); the paper suite
+# takes the default.
 FLOAT32 = {"mixed_precision": "none"}
 SUITES: dict[str, Suite] = {s.name: s for s in (
     Suite(

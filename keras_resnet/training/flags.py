@@ -48,7 +48,7 @@ def define_common_flags(
     flags.DEFINE_enum("mixed_precision", "auto", list(MIXED_PRECISION),
                       "Compute dtype: none (float32), bfloat16, or float16 with dynamic loss "
                       "scaling; auto: bfloat16 on TPUs and, on the TensorFlow backend, on CPUs with "
-                      "AMX (where it trains faster, docs/performance.md), else none.")
+                      "AMX or AVX512-BF16 (where it trains faster, docs/performance.md), else none.")
     flags.DEFINE_bool("jit_compile", False,
                       "Compile the train step with XLA (always on with KERAS_BACKEND=jax).")
     flags.DEFINE_integer("steps_per_execution", 1, "Train steps per compiled call.", lower_bound=1)
