@@ -53,6 +53,13 @@ def torch_available() -> bool:
         if Path("/usr/bin/python3").exists() else False
 
 
+def performance_page(path: Path, out: Path, *extra: str) -> str:
+    """docs/make_performance.py's page from the quick run's JSON `path` and `extra` flags."""
+    check(run(sys.executable, str(REPO / "docs" / "make_performance.py"), f"--json={path}", *extra,
+              f"--out={out}", timeout=120))
+    return out.read_text()
+
+
 def assert_positive(value, where: str) -> None:
     assert isinstance(value, (int, float)) and not isinstance(value, bool), (where, value)
     assert math.isfinite(value) and value > 0, (where, value)
@@ -299,14 +306,57 @@ def test_op_profile_sums_traced_op_time_by_type_and_feeds_the_performance_page(q
     assert sum(r["percent"] for r in profile["ops"]) == pytest.approx(100)
     for row in profile["ops"]:
         assert_positive(row["seconds"], row["op_type"])
-    out = tmp_path / "performance.md"
-    check(run(sys.executable, str(REPO / "docs" / "make_performance.py"), f"--json={path}",
-              f"--op_profile_json={profile_path}", f"--out={out}", timeout=120))
-    text = out.read_text()
+    text = performance_page(path, tmp_path / "performance.md", f"--op_profile_json={profile_path}")
     assert "## Where a training step's time goes (TensorFlow profiler)" in text
     assert f"resnet20 (bfloat16) at batch {profile['batch']} on {profile['cpu']}" in text
     assert f"| {profile['ops'][0]['op_type']} | {profile['ops'][0]['seconds']:.3f} |" in text
     bad = run(sys.executable, str(REPO / "benchmarks" / "op_profile.py"), "--net=resnet7", timeout=120)
+    assert bad.returncode == 2 and "--net=resnet7: unknown" in bad.stderr
+
+
+def test_onednn_kernels_times_each_frameworks_primitives_and_feeds_the_performance_page(quick, tmp_path):
+    data, _, path = quick
+    kernels_path = tmp_path / "kernels.json"
+    check(run(sys.executable, str(REPO / "benchmarks" / "onednn_kernels.py"), "--quick",
+              "--precision=float32", f"--json={kernels_path}"))
+    kernels = json.loads(kernels_path.read_text())
+    assert kernels["net"] == "resnet20" and kernels["precision"] == "float32" and kernels["cpu"]
+    frameworks = kernels["frameworks"]
+    ours = frameworks["tensorflow"]
+    assert ours["onednn"]["version"].startswith("v"), ours["onednn"]
+    passes = {(r["kind"], r["pass"]) for r in ours["kinds"]}
+    assert {("convolution", "forward"), ("convolution", "backward data"),
+            ("convolution", "backward weights"), ("batch_normalization", "forward"),
+            ("batch_normalization", "backward")} <= passes, passes
+    assert sum(r["ms_per_step"] for r in ours["kinds"]) == pytest.approx(ours["onednn_ms_per_step"])
+    # ResNet-20: 19 convolutions, each run once per step in each of its three passes
+    # (the first's input gradient is not computed: the images are not trained)
+    runs = {p: sum(c["per_step"] for c in ours["convolutions"] if c["pass"] == p)
+            for p in ("forward", "backward weights", "backward data")}
+    assert runs == {"forward": 19, "backward weights": 19, "backward data": 18}, runs
+    for name, framework in frameworks.items():
+        if "skipped" in framework:
+            continue
+        assert_positive(framework["step_ms"], f"{name} step")
+        for row in framework["convolutions"]:
+            assert_positive(row["median_ms"], f"{name} {row['pass']} {row['shape']}")
+            assert row["impl"], row
+    if torch_available():
+        torch = frameworks["torch"]
+        assert torch["onednn"]["version"].startswith("v"), torch["onednn"]
+        # the same convolutions in both frameworks: every shape and pass has both figures
+        compared = kernels["compared_convolutions"]
+        assert compared and all(row["tensorflow"] and row["torch"] for row in compared), compared
+    else:
+        assert "PyTorch absent" in frameworks["torch"]["skipped"]
+    out = tmp_path / "performance.md"
+    text = performance_page(path, out, f"--onednn_kernels_json={kernels_path}")
+    assert "## oneDNN kernels: TensorFlow's against PyTorch's" in text
+    assert f"oneDNN: TensorFlow (ours) {ours['onednn']['version']}" in text
+    bad = run(sys.executable, str(REPO / "docs" / "make_performance.py"), f"--json={path}",
+              f"--onednn_kernels_json={path}", f"--out={out}", timeout=120)
+    assert bad.returncode == 2 and f"--onednn_kernels_json={path} lacks" in bad.stderr
+    bad = run(sys.executable, str(REPO / "benchmarks" / "onednn_kernels.py"), "--net=resnet7", timeout=120)
     assert bad.returncode == 2 and "--net=resnet7: unknown" in bad.stderr
 
 
