@@ -314,7 +314,7 @@ def main(argv: list[str]) -> int:
                # the largest activation of the net: its first stage's output
                "elementwise_shape": [batch, 56, 56, 256] if imagenet else [batch, 32, 32, 16],
                "chain": 20, "calls": 2 if quick else 10}
-    result = {"command": " ".join(["python", "benchmarks/onednn_kernels.py", *argv[1:]]),
+    result = {"command": " ".join(["python", "benchmarks/onednn_kernels.py", *sys.argv[1:]]),
               "net": request["net"], "precision": precision, "batch": request["batch"],
               "steps": request["steps"], "tf_inter_op_threads": flag_values.tf_inter_op_threads,
               "elementwise_shape": request["elementwise_shape"], "chain": request["chain"],

@@ -230,8 +230,10 @@ DEFAULTS = [
     ("- Threads: TensorFlow's defaults (inter-op and intra-op pools of one thread per core): two "
      "ops run at once (a convolution's input and filter gradients, the shortcut beside the "
      "residual branch), each on both cores. The table *TensorFlow threads* compares other thread "
-     "settings, one worker process each; a settings run (where present) adds oneDNN's "
-     "`TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD`. Three inter-op threads (`3x0`) have been faster "
+     "settings, one worker process each; a settings run on an AMX Xeon "
+     "(`docs/speed_onednn_env.json`) compares TensorFlow's oneDNN options "
+     "`TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD` and `TF_ONEDNN_USE_SYSTEM_ALLOCATOR` and oneDNN's "
+     "`ONEDNN_MAX_CPU_ISA=AVX512_CORE_AMX` in bfloat16: none beat the defaults. Three inter-op threads (`3x0`) have been faster "
      "than the default in one run and slower in others: the default stays TensorFlow's."),
     ("- Evaluation: every epoch on the validation and test splits (the curves of Fig. 6). The "
      "trainer table compares the trainer's epoch with a bare `fit` plus a bare `evaluate` of the "
@@ -288,7 +290,7 @@ def bfloat16_accuracy_text(accuracies: tuple[dict, ...]) -> list[str]:
 
 COMMAND = ("python docs/make_performance.py --json=docs/speed.json "
            "--settings_json=docs/speed_amx.json,docs/speed_bf16.json,docs/speed_settings.json,"
-           "docs/speed_runtime.json,docs/speed_xla_bf16.json "
+           "docs/speed_runtime.json,docs/speed_xla_bf16.json,docs/speed_onednn_env.json "
            "--op_profile_json=docs/op_profile.json,docs/op_profile_bf16.json "
            "--onednn_kernels_json=docs/onednn_kernels_resnet20.json,docs/onednn_kernels_resnet56.json,"
            "docs/onednn_kernels_resnet20_fp32.json "
