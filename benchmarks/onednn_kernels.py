@@ -20,7 +20,6 @@ a little: the step times are under it.
 from __future__ import annotations
 
 import collections
-import importlib.util
 import json
 import os
 import re
@@ -41,21 +40,12 @@ PASSES = {"forward_training": "forward", "forward_inference": "forward", "backwa
 SHAPE_FIELDS = ("mb", "ic", "oc", "oh", "ow", "kh", "sh")
 
 
-def train_throughput():
-    """benchmarks/train_throughput.py as a module: its workers build and step the contenders."""
-    spec = importlib.util.spec_from_file_location("train_throughput",
-                                                  Path(__file__).with_name("train_throughput.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 # ----------------------------------------------------------------- worker (one per framework)
 
 
 def worker(framework: str, request: dict) -> None:
     """Build one contender, step it; oneDNN logs each primitive to stdout; results go to a file."""
-    bench = train_throughput()
+    import train_throughput as bench  # beside this script: its workers build and step the contenders
     if framework == "tensorflow":
         contender = bench.KerasWorker({"backend": "tensorflow", "intra_op_threads": 0,
                                        "inter_op_threads": request["tf_inter_op_threads"]})
@@ -173,12 +163,12 @@ def per_step(executions: list[dict], steps_total: int) -> dict:
     convolutions = []
     for (kind, pass_, shape), group in sorted(by_shape.items()):
         runs = len(group) / steps_total
-        ms = statistics.median(e["ms"] for e in group) * runs
-        kinds[(kind, pass_)] += ms
+        median_ms = statistics.median(e["ms"] for e in group)
+        kinds[(kind, pass_)] += median_ms * runs
         if kind == "convolution":
             convolutions.append({"pass": pass_, "shape": shape, "per_step": runs,
-                                 "median_ms": statistics.median(e["ms"] for e in group),
-                                 "ms_per_step": ms, "impl": collections.Counter(
+                                 "median_ms": median_ms,
+                                 "ms_per_step": median_ms * runs, "impl": collections.Counter(
                                      e["impl"] for e in group).most_common(1)[0][0]})
     rows = [{"kind": kind, "pass": pass_, "ms_per_step": ms}
             for (kind, pass_), ms in sorted(kinds.items(), key=lambda item: -item[1])]
@@ -233,13 +223,13 @@ def markdown(result: dict) -> str:
               f"{inter_op or 'its default'} inter-op thread{'s' if inter_op != 1 else ''}) on "
               f"{result['cpu']}, ms per step (median execution x executions per step):"), "",
              f"| primitive | pass | {head} |", "|---|---|" + "---:|" * len(names)]
-    kinds = sorted({(r["kind"], r["pass"]) for f in frameworks.values() for r in f["kinds"]},
-                   key=lambda k: -max(next((r["ms_per_step"] for r in f["kinds"]
-                                            if (r["kind"], r["pass"]) == k), 0.0)
-                                      for f in frameworks.values()))
+    per_kind = {n: {(r["kind"], r["pass"]): r["ms_per_step"] for r in f["kinds"]}
+                for n, f in frameworks.items()}
+    kinds = sorted(set().union(*per_kind.values()),
+                   key=lambda k: -max(ms.get(k, 0.0) for ms in per_kind.values()))
     for kind, pass_ in kinds:
-        cells = [next((f"{r['ms_per_step']:.2f}" for r in frameworks[n]["kinds"]
-                       if (r["kind"], r["pass"]) == (kind, pass_)), "-") for n in names]
+        cells = [f"{per_kind[n][kind, pass_]:.2f}" if (kind, pass_) in per_kind[n] else "-"
+                 for n in names]
         lines.append(f"| {kind} | {pass_ or '-'} | {' | '.join(cells)} |")
     conv = [sum(c["ms_per_step"] for c in frameworks[n]["convolutions"]) for n in names]
     onednn = [frameworks[n]["onednn_ms_per_step"] for n in names]
@@ -292,7 +282,8 @@ def main(argv: list[str]) -> int:
     if len(argv) > 1:
         print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
-    bench = train_throughput()
+    import train_throughput as bench
+
     nets = (*bench.CIFAR_NETS, *bench.IMAGENET_NETS)
     if flag_values.net not in nets:
         print(f"error: --net={flag_values.net}: unknown; allowed: {', '.join(nets)}", file=sys.stderr)

@@ -20,7 +20,6 @@ PyTorch runs in a worker under a Python that has it (Debian's python3-torch: /us
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -32,15 +31,6 @@ REPO = Path(__file__).resolve().parents[1]
 LEARNING_RATE = 0.1
 MOMENTUM = 0.9
 WEIGHT_DECAY = 1e-4
-
-
-def train_throughput():
-    """benchmarks/train_throughput.py as a module: its PyTorch CIFAR net and Python finder."""
-    spec = importlib.util.spec_from_file_location("train_throughput", Path(__file__).with_name(
-        "train_throughput.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def error_and_loss(logits, labels) -> tuple[float, float]:
@@ -65,7 +55,9 @@ def torch_worker(work: Path, net: str, dtype: str) -> None:
     torch.manual_seed(0)
     torch.set_num_threads(os.cpu_count())
     depth = int(net.removeprefix("resnet").removeprefix("plain"))
-    model = train_throughput().torch_cifar_resnet(torch, depth, 10, shortcuts=net.startswith("resnet"))
+    import train_throughput  # beside this script: its PyTorch CIFAR net
+
+    model = train_throughput.torch_cifar_resnet(torch, depth, 10, shortcuts=net.startswith("resnet"))
     model = model.to(getattr(torch, dtype))
     init = np.load(work / f"{net}.init.npz")
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
@@ -233,7 +225,8 @@ def main(argv: list[str]) -> int:
         if net not in cifar_nets:
             raise SystemExit(f"error: --nets={','.join(nets)}: {net!r} unknown; allowed: "
                              f"{', '.join(cifar_nets)}.")
-    bench = train_throughput()
+    import train_throughput as bench  # beside this script: its Python finder
+
     python, note = bench.find_torch_python(FLAGS.torch_python)
     if python is None:
         raise SystemExit(f"error: PyTorch is needed for this comparison ({note}); on Debian: "

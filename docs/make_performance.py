@@ -233,8 +233,9 @@ DEFAULTS = [
      "settings, one worker process each; a settings run on an AMX Xeon "
      "(`docs/speed_onednn_env.json`) compares TensorFlow's oneDNN options "
      "`TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD` and `TF_ONEDNN_USE_SYSTEM_ALLOCATOR` and oneDNN's "
-     "`ONEDNN_MAX_CPU_ISA=AVX512_CORE_AMX` in bfloat16: none beat the defaults. Three inter-op threads (`3x0`) have been faster "
-     "than the default in one run and slower in others: the default stays TensorFlow's."),
+     "`ONEDNN_MAX_CPU_ISA=AVX512_CORE_AMX` in bfloat16: none beat the defaults. Three inter-op "
+     "threads (`3x0`) have been faster than the default in one run and slower in others: the "
+     "default stays TensorFlow's."),
     ("- Evaluation: every epoch on the validation and test splits (the curves of Fig. 6). The "
      "trainer table compares the trainer's epoch with a bare `fit` plus a bare `evaluate` of the "
      "same images, and gives the evaluation's share of the epoch."),
