@@ -67,13 +67,30 @@ def worker(framework: str, request: dict) -> None:
 
 def tf_elementwise(shape: list[int], dtype: str, chain: int, calls: int) -> dict[str, float]:
     """ms per op of the step's element-wise ops on TensorFlow (Eigen kernels): `chain` dependent
-    ops in one tf.function, graph rewrites off so that every op runs; median of `calls` calls."""
+    ops in one tf.function, graph rewrites off so that every op runs; median of `calls` calls.
+    ReLU and its gradient are also timed as integer ops on the same-width integer view of the
+    values (a float's sign survives in the signed integer), the one way around Eigen's bfloat16
+    arithmetic short of a compiled op; they must give the same values as TensorFlow's ops."""
     import tensorflow as tf
 
     tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    bits = {"float32": tf.int32, "bfloat16": tf.int16}[dtype]
+
+    def relu_on_bits(a, b):
+        return tf.bitcast(tf.maximum(tf.bitcast(a, bits), tf.constant(0, bits)), a.dtype)
+
+    def relu_gradient_on_bits(a, b):  # a where b > 0, else 0
+        passed = -tf.cast(tf.bitcast(b, bits) > 0, bits)  # all ones where b > 0
+        return tf.bitcast(tf.bitwise.bitwise_and(tf.bitcast(a, bits), passed), a.dtype)
+
     ops = {"relu": lambda a, b: tf.nn.relu(a), "add": tf.add,
-           "relu gradient": lambda a, b: tf.raw_ops.ReluGrad(gradients=a, features=b)}
+           "relu gradient": lambda a, b: tf.raw_ops.ReluGrad(gradients=a, features=b),
+           "relu, integer view": relu_on_bits, "relu gradient, integer view": relu_gradient_on_bits}
     x, y = (tf.cast(tf.random.stateless_normal(shape, seed=[0, i]), dtype) for i in (1, 2))
+    y = tf.nn.relu(y)  # the relu gradient's features: a relu's output
+    for name in ("relu", "relu gradient"):
+        if not bool(tf.reduce_all(ops[name](x, y) == ops[f"{name}, integer view"](x, y))):
+            raise RuntimeError(f"{name}, integer view: differs from TensorFlow's {name} in {dtype}")
     result = {}
     for name, op in ops.items():
         @tf.function
@@ -251,13 +268,16 @@ def markdown(result: dict) -> str:
     shape = "x".join(map(str, result["elementwise_shape"]))
     lines += ["", (f"Element-wise ops of the step (outside oneDNN: TensorFlow's are Eigen kernels), "
                    f"ms per op on a {shape} tensor, {result['chain']} dependent ops per call, median "
-                   f"of {result['calls']} calls:"), "",
+                   f"of {result['calls']} calls. The integer-view rows are TensorFlow's ReLU and "
+                   "its gradient done as integer ops on the floats' bits (same values, checked), "
+                   "which avoids Eigen's bfloat16 arithmetic:"), "",
               "| op | " + " | ".join(f"{FRAMEWORK_LABELS[n]} {d}" for n in names
                                       for d in ("float32", "bfloat16")) + " |",
               "|---|" + "---:|" * (2 * len(names))]
     for op in frameworks[names[0]]["elementwise"]["float32"]:
-        lines.append(f"| {op} | " + " | ".join(f"{frameworks[n]['elementwise'][d][op]:.3f}"
-                                               for n in names for d in ("float32", "bfloat16")) + " |")
+        lines.append(f"| {op} | " + " | ".join(
+            f"{frameworks[n]['elementwise'][d][op]:.3f}" if op in frameworks[n]["elementwise"][d] else "–"
+            for n in names for d in ("float32", "bfloat16")) + " |")
     for name, framework in result["frameworks"].items():
         if "skipped" in framework:
             lines += ["", f"{FRAMEWORK_LABELS[name]}: {framework['skipped']}"]

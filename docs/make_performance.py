@@ -292,7 +292,7 @@ def bfloat16_accuracy_text(accuracies: tuple[dict, ...]) -> list[str]:
 COMMAND = ("python docs/make_performance.py --json=docs/speed.json "
            "--settings_json=docs/speed_amx.json,docs/speed_bf16.json,docs/speed_settings.json,"
            "docs/speed_runtime.json,docs/speed_xla_bf16.json,docs/speed_onednn_env.json "
-           "--op_profile_json=docs/op_profile.json,docs/op_profile_bf16.json "
+           "--op_profile_json=docs/op_profile.json,docs/op_profile_bf16.json,docs/op_profile_bf16_amx.json "
            "--onednn_kernels_json=docs/onednn_kernels_resnet20.json,docs/onednn_kernels_resnet56.json,"
            "docs/onednn_kernels_resnet20_fp32.json "
            "--bfloat16_accuracy_json=docs/bfloat16_accuracy.json,docs/bfloat16_accuracy_zen4.json")

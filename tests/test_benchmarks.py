@@ -335,10 +335,18 @@ def test_onednn_kernels_times_each_frameworks_primitives_and_feeds_the_performan
     runs = {p: sum(c["per_step"] for c in ours["convolutions"] if c["pass"] == p)
             for p in ("forward", "backward weights", "backward data")}
     assert runs == {"forward": 19, "backward weights": 19, "backward data": 18}, runs
+    # TensorFlow's element-wise ops, and ReLU and its gradient on the integer view (checked
+    # against TensorFlow's own inside the benchmark), in both precisions
+    for dtype in ("float32", "bfloat16"):
+        assert set(ours["elementwise"][dtype]) == {
+            "relu", "add", "relu gradient", "relu, integer view", "relu gradient, integer view"}
     for name, framework in frameworks.items():
         if "skipped" in framework:
             continue
         assert_positive(framework["step_ms"], f"{name} step")
+        for dtype, ops in framework["elementwise"].items():
+            for op, ms in ops.items():
+                assert_positive(ms, f"{name} {dtype} {op}")
         for row in framework["convolutions"]:
             assert_positive(row["median_ms"], f"{name} {row['pass']} {row['shape']}")
             assert row["impl"], row
@@ -354,6 +362,7 @@ def test_onednn_kernels_times_each_frameworks_primitives_and_feeds_the_performan
     text = performance_page(path, out, f"--onednn_kernels_json={kernels_path}")
     assert "## oneDNN kernels: TensorFlow's against PyTorch's" in text
     assert f"oneDNN: TensorFlow (ours) {ours['onednn']['version']}" in text
+    assert f"| relu gradient, integer view | {ours['elementwise']['float32']['relu gradient, integer view']:.3f} |" in text
     bad = run(sys.executable, str(REPO / "docs" / "make_performance.py"), f"--json={path}",
               f"--onednn_kernels_json={path}", f"--out={out}", timeout=120)
     assert bad.returncode == 2 and f"--onednn_kernels_json={path} lacks" in bad.stderr
