@@ -69,8 +69,8 @@ def tf_elementwise(shape: list[int], dtype: str, chain: int, calls: int) -> dict
     """ms per op of the step's element-wise ops on TensorFlow (Eigen kernels): `chain` dependent
     ops in one tf.function, graph rewrites off so that every op runs; median of `calls` calls.
     ReLU and its gradient are also timed as integer ops on the same-width integer view of the
-    values (a float's sign survives in the signed integer), the one way around Eigen's bfloat16
-    arithmetic short of a compiled op; they must give the same values as TensorFlow's ops."""
+    values (a float's sign survives in the signed integer), a way around Eigen's bfloat16
+    arithmetic without a compiled op; they must give the same values as TensorFlow's ops."""
     import tensorflow as tf
 
     tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
