@@ -65,6 +65,17 @@ def worker(framework: str, request: dict) -> None:
                                            request["calls"]) for dtype in ("float32", "bfloat16")}}))
 
 
+def ms_per_op(call, chain: int, calls: int) -> float:
+    """ms per op of `call`, which runs `chain` ops: one untimed call, then the median of `calls`."""
+    call()
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times) / chain
+
+
 def tf_elementwise(shape: list[int], dtype: str, chain: int, calls: int) -> dict[str, float]:
     """ms per op of the step's element-wise ops on TensorFlow (Eigen kernels): `chain` dependent
     ops in one tf.function, graph rewrites off so that every op runs; median of `calls` calls.
@@ -99,13 +110,7 @@ def tf_elementwise(shape: list[int], dtype: str, chain: int, calls: int) -> dict
                 a = op(a, b)
             return a
 
-        chained(x, y).numpy()
-        times = []
-        for _ in range(calls):
-            start = time.perf_counter()
-            chained(x, y).numpy()
-            times.append(time.perf_counter() - start)
-        result[name] = 1e3 * statistics.median(times) / chain
+        result[name] = ms_per_op(lambda: chained(x, y).numpy(), chain, calls)
     return result
 
 
@@ -118,16 +123,13 @@ def torch_elementwise(shape: list[int], dtype: str, chain: int, calls: int) -> d
         getattr(torch, dtype)).contiguous(memory_format=torch.channels_last) for i in (1, 2))
     ops = {"relu": lambda a, b: torch.relu(a), "add": torch.add,
            "relu gradient": lambda a, b: torch.ops.aten.threshold_backward(a, b, 0)}
-    result = {}
-    for name, op in ops.items():
-        times = []
-        for _ in range(calls + 1):
-            a, start = x, time.perf_counter()
-            for _ in range(chain):
-                a = op(a, y)
-            times.append(time.perf_counter() - start)
-        result[name] = 1e3 * statistics.median(times[1:]) / chain
-    return result
+
+    def chained(op):
+        a = x
+        for _ in range(chain):
+            a = op(a, y)
+
+    return {name: ms_per_op(lambda op=op: chained(op), chain, calls) for name, op in ops.items()}
 
 
 # ----------------------------------------------------------------- the oneDNN verbose log
