@@ -50,9 +50,13 @@ IMAGENET_NETS = ("resnet50",)
 # behind one choice of the model library: ours_keras_bn has Keras's own (unfused)
 # BatchNormalization in place of keras_resnet.layers.BatchNormalization; ours_strided_shortcut
 # subsamples option A's shortcut by the strided slice `x[:, ::2, ::2, :]` instead of
-# keras_resnet.layers.subsample (the same values; CIFAR nets only).
+# keras_resnet.layers.subsample (the same values; CIFAR nets only). reference_channels_first is
+# the keras.io net in channels_first (NCHW): the figure behind keras_resnet building channels_last
+# models only (our net has no channels_first form to time; CIFAR nets only, not in the default
+# --impls).
 VARIANTS = ("ours_keras_bn", "ours_strided_shortcut")
-IMPLS = ("ours", *VARIANTS, "reference", "torch")
+IMPLS = ("ours", *VARIANTS, "reference", "reference_channels_first", "torch")
+CIFAR_ONLY_IMPLS = ("ours_strided_shortcut", "reference_channels_first")
 # Serving contenders: ours as keras_resnet.export writes it (BN folded into the convolutions);
 # ours with its BN left in the graph, inferring by Keras's affine (the layer's inference path, for
 # the BNs that cannot be folded) or by TensorFlow's fused kernel (FusedBatchNormV3,
@@ -228,7 +232,9 @@ class KerasWorker:
             return keras.models.clone_model(model, clone_function=functools.partial(variant_layer, impl))
         if net in IMAGENET_NETS:
             return keras.applications.ResNet50(weights=None, input_shape=shape, classes=classes)
-        return handwritten_cifar_resnet(keras, keras_resnet.get_spec(net).depth, shape, classes)
+        data_format = "channels_first" if impl == "reference_channels_first" else "channels_last"
+        return handwritten_cifar_resnet(keras, keras_resnet.get_spec(net).depth, shape, classes,
+                                        data_format)
 
     def setup_train(self, request: dict) -> dict:
         """Build and compile a contender, run its first steps (tracing), keep its step function."""
@@ -534,19 +540,24 @@ def jax_train_step(model, optimizer, x, y) -> Callable[[int], float]:
     return run
 
 
-def handwritten_cifar_resnet(keras, depth: int, input_shape: tuple[int, int, int], classes: int):
-    """The common keras.io CIFAR ResNet v1: Conv2D(same)-BN-ReLU layers, 1x1 conv projections."""
+def handwritten_cifar_resnet(keras, depth: int, input_shape: tuple[int, int, int], classes: int,
+                             data_format: str = "channels_last"):
+    """The common keras.io CIFAR ResNet v1: Conv2D(same)-BN-ReLU layers, 1x1 conv projections.
+    With `data_format="channels_first"` it takes the same channels-last images and transposes
+    them once (what a channels-first net does with decoded images), then runs in NCHW."""
     layers = keras.layers
+    channel_axis = 1 if data_format == "channels_first" else -1
 
     def unit(x, filters, kernel=3, strides=1, activation=True, batch_norm=True):
-        x = layers.Conv2D(filters, kernel, strides=strides, padding="same",
+        x = layers.Conv2D(filters, kernel, strides=strides, padding="same", data_format=data_format,
                           kernel_initializer="he_normal")(x)
         if batch_norm:
-            x = layers.BatchNormalization()(x)
+            x = layers.BatchNormalization(axis=channel_axis)(x)
         return layers.Activation("relu")(x) if activation else x
 
     inputs = keras.Input(input_shape)
-    x = unit(inputs, 16)
+    x = layers.Permute((3, 1, 2))(inputs) if data_format == "channels_first" else inputs
+    x = unit(x, 16)
     filters = 16
     for stage in range(3):
         for block in range((depth - 2) // 6):
@@ -556,9 +567,10 @@ def handwritten_cifar_resnet(keras, depth: int, input_shape: tuple[int, int, int
                 x = unit(x, filters, kernel=1, strides=strides, activation=False, batch_norm=False)
             x = layers.Activation("relu")(layers.add([x, y]))
         filters *= 2
-    x = layers.Flatten()(layers.AveragePooling2D(8)(x))
+    x = layers.Flatten()(layers.AveragePooling2D(8, data_format=data_format)(x))
     outputs = layers.Dense(classes, activation="softmax", kernel_initializer="he_normal")(x)
-    return keras.Model(inputs, outputs, name=f"keras_io_resnet{depth}")
+    suffix = "_channels_first" if data_format == "channels_first" else ""
+    return keras.Model(inputs, outputs, name=f"keras_io_resnet{depth}{suffix}")
 
 
 # ---------------------------------------------------------------------------- PyTorch worker
@@ -931,8 +943,8 @@ class Run:
                         i for i in self.s["impls"] if i != "torch"]
                     xla_options = self.s["xla"] if framework == "tensorflow" else [framework == "jax"]
                     for impl in [i for i in impls if i in self.s["impls"]]:
-                        if impl == "ours_strided_shortcut" and imagenet:
-                            continue  # ResNet-50 has option B shortcuts: nothing to subsample
+                        if impl in CIFAR_ONLY_IMPLS and imagenet:
+                            continue  # option B shortcuts: nothing to subsample; no NCHW keras.applications
                         for xla in xla_options:
                             contenders.append(self._setup_training(
                                 net, impl, framework, precision, xla, batch, image, classes))
@@ -967,7 +979,8 @@ class Run:
         label = {"ours": "keras_resnet", "ours_keras_bn": "keras_resnet, Keras BN",
                  "ours_strided_shortcut": "keras_resnet, strided-slice shortcut",
                  "torch": "torchvision" if net in IMAGENET_NETS else "pytorch",
-                 "reference": "keras.applications" if net in IMAGENET_NETS else "keras.io-style"}[impl]
+                 "reference": "keras.applications" if net in IMAGENET_NETS else "keras.io-style",
+                 "reference_channels_first": "keras.io-style, channels_first"}[impl]
         contender = {"id": f"{net}/{impl}/{framework}/{precision}/xla={xla}", "net": net,
                      "impl": impl, "implementation": label, "framework": framework,
                      "precision": precision, "xla": xla, "batch": batch, "image_size": image}
@@ -1410,7 +1423,8 @@ def define_flags() -> None:
     flags.DEFINE_list("backends", ["tensorflow"], f"Keras backends, of {BACKENDS}.")
     flags.DEFINE_list("nets", ["resnet20", "resnet56", "resnet110", "resnet50"],
                       f"Nets to train, of {CIFAR_NETS + IMAGENET_NETS}.")
-    flags.DEFINE_list("impls", list(IMPLS), f"Implementations, of {IMPLS}.")
+    flags.DEFINE_list("impls", [i for i in IMPLS if i != "reference_channels_first"],
+                      f"Implementations, of {IMPLS}.")
     flags.DEFINE_list("precisions", ["float32", "auto"], f"Compute precisions, of {PRECISIONS} or "
                       "auto: the trainers' --mixed_precision=auto on this machine (bfloat16 on CPUs "
                       "with AMX or AVX512-BF16), in which the goals are measured.")

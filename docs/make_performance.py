@@ -29,6 +29,9 @@ CONTENDERS = [
     "- keras.applications: `keras.applications.ResNet50(weights=None)`, trained the same way.",
     ("- keras.io-style: the common hand-written Keras CIFAR ResNet v1 (Conv2D 'same' with bias, "
      "BatchNormalization, 1x1-conv projection shortcuts), trained the same way."),
+    ("- keras.io-style, channels_first: the same hand-written net in channels_first (NCHW) "
+     "layout, taking the same channels-last images through one transpose: the figure behind "
+     "keras_resnet building channels_last models only."),
     ("- torchvision / pytorch: torchvision's `resnet50` and a CIFAR ResNet (option A) written in the "
      "benchmark, channels_last, `torch.optim.SGD` momentum 0.9, eager, in a separate process."),
     ("- keras_resnet, strided-slice shortcut: the same CIFAR net with option A's subsampling done "
@@ -103,14 +106,15 @@ def variant_choices(result: dict) -> list[str]:
     return lines
 
 
-def variant_gain(result: dict, variant: str, ours_label: str, variant_label: str) -> list[str]:
-    """Ours over one variant of our net, per net and precision: the figure behind a choice."""
+def variant_gain(result: dict, variant: str, ours_label: str, variant_label: str,
+                 base: str = "ours") -> list[str]:
+    """`base` (our net) over one variant of it, per net and precision: the figure behind a choice."""
     rows = {(r["net"], r["impl"], r["precision"], r["xla"]): r for r in result.get("training", [])
             if r["framework"] == "tensorflow"}
     lines = []
     for (net, impl, precision, xla), row in rows.items():
         other = rows.get((net, variant, precision, xla))
-        if impl == "ours" and other:
+        if impl == base and other:
             lines.append(f"- {net}, {precision}, XLA {'on' if xla else 'off'}: {ours_label} "
                          f"{row['images_per_s']:.1f} images/s, {variant_label} {other['images_per_s']:.1f}: "
                          f"{row['images_per_s'] / other['images_per_s']:.2f}x")
@@ -180,6 +184,10 @@ def settings_text(benchmark, result: dict) -> list[str]:
     lines += ["", text.split("### CIFAR trainer")[0].rstrip(), ""]
     if "### Goals" in text:  # the run's goals, as measured on its machine
         lines += [text[text.index("### Goals"):].rstrip(), ""]
+    data_format = variant_gain(result, "reference_channels_first", "channels_last", "channels_first",
+                               base="reference")
+    if data_format:
+        lines += ["Data format, the keras.io-style net in each:", "", *data_format, ""]
     return lines + variant_choices(result)
 
 
@@ -238,6 +246,11 @@ DEFAULTS = [
      "bfloat16 on an AMX Xeon they trained ResNet-20 at 1.04x the default's speed in a 3-round "
      "run (`docs/speed_threads_bf16_amx.json`; one inter-op thread: 0.93x) and at 1.00x in a "
      "5-round rerun (`docs/speed_threads3_bf16_amx.json`): the default stays TensorFlow's."),
+    ("- Data format: channels_last. `keras_resnet` builds channels_last models only (the builder "
+     "raises on `image_data_format` channels_first); TensorFlow's CPU kernels and Keras's pooling "
+     "run in NHWC, and XLA picks its own layouts on GPUs and TPUs. A settings run "
+     "(`docs/speed_data_format.json`) trains the keras.io-style net in both layouts, in float32 "
+     "and bfloat16: section *Settings run* below."),
     ("- Evaluation: every epoch on the validation and test splits (the curves of Fig. 6). The "
      "trainer table compares the trainer's epoch with a bare `fit` plus a bare `evaluate` of the "
      "same images, and gives the evaluation's share of the epoch."),
@@ -294,7 +307,7 @@ def bfloat16_accuracy_text(accuracies: tuple[dict, ...]) -> list[str]:
 COMMAND = ("python docs/make_performance.py --json=docs/speed.json "
            "--settings_json=docs/speed_amx.json,docs/speed_bf16.json,docs/speed_settings.json,"
            "docs/speed_runtime.json,docs/speed_xla_bf16.json,docs/speed_onednn_env.json,"
-           "docs/speed_threads_bf16_amx.json,docs/speed_threads3_bf16_amx.json "
+           "docs/speed_threads_bf16_amx.json,docs/speed_threads3_bf16_amx.json,docs/speed_data_format.json "
            "--op_profile_json=docs/op_profile.json,docs/op_profile_bf16.json,docs/op_profile_bf16_amx.json "
            "--onednn_kernels_json=docs/onednn_kernels_resnet20.json,docs/onednn_kernels_resnet56.json,"
            "docs/onednn_kernels_resnet20_fp32.json "

@@ -40,7 +40,8 @@ def build_resnet(
     if keras.config.image_data_format() != "channels_last":
         raise ValueError(
             f'image_data_format is {keras.config.image_data_format()!r}: keras_resnet builds '
-            f'"channels_last" models only; set keras.config.set_image_data_format("channels_last").'
+            f'"channels_last" models only (faster to train on TensorFlow: docs/performance.md, '
+            f'"Data format"); set keras.config.set_image_data_format("channels_last").'
         )
     inputs, x = _inputs(spec, input_tensor, input_shape)
     options = blocks.LayerOptions(weight_decay=weight_decay, zero_init_residual=zero_init_residual)

@@ -28,9 +28,10 @@ def _layer_macs(layer) -> int:
         positions = math.prod(layer.output.shape[1:-1])
         return positions * kernel[0] * kernel[1]
     out_shape = layer.output.shape
-    if None in out_shape[1:3]:
+    spatial = out_shape[2:4] if layer.data_format == "channels_first" else out_shape[1:3]
+    if None in spatial:
         raise ValueError(
             f"count_flops: layer {layer.name!r} has output shape {out_shape}; build the model with "
             "a fixed input_shape (height and width) to count its multiply-adds."
         )
-    return out_shape[1] * out_shape[2] * math.prod(kernel)  # kernel is (kh, kw, in/groups, out)
+    return math.prod(spatial) * math.prod(kernel)  # kernel is (kh, kw, in/groups, out)

@@ -67,11 +67,13 @@ def assert_positive(value, where: str) -> None:
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory) -> tuple[dict, str, Path]:
-    """One --quick run of every section (TensorFlow backend): its JSON, stdout and path."""
+    """One --quick run of every section and implementation (TensorFlow backend): its JSON, stdout
+    and path."""
     if not FASHION_MNIST.exists():
         pytest.fail(f"{FASHION_MNIST} missing: install Debian's dataset-fashion-mnist (.ci/run does)")
     path = tmp_path_factory.mktemp("bench") / "quick.json"
-    result = run(sys.executable, str(BENCHMARK), "--quick", f"--json={path}")
+    impls = ",".join(load(BENCHMARK).IMPLS)  # the default leaves reference_channels_first out
+    result = run(sys.executable, str(BENCHMARK), "--quick", f"--impls={impls}", f"--json={path}")
     check(result)
     return json.loads(path.read_text()), result.stdout, path
 
@@ -87,7 +89,7 @@ def test_quick_run_measures_every_section_with_positive_finite_figures(quick):
     precisions = data["settings"]["precisions"]
     assert precisions == sorted({"float32", trainers}, key=["float32", "bfloat16"].index)
     rows = {(r["net"], r["impl"], r["precision"]): r for r in data["training"]}
-    impls = {"ours", "ours_keras_bn", "ours_strided_shortcut", "reference"}
+    impls = {"ours", "ours_keras_bn", "ours_strided_shortcut", "reference", "reference_channels_first"}
     if torch_available():
         assert data["torch"]["available"]
         impls.add("torch")
@@ -211,6 +213,42 @@ def test_variants_of_our_net_compute_the_same_function(variant):
             return {op.type for op in graph.get_operations()}
 
         assert "FusedBatchNormV3" in ops(other) and "FusedBatchNormV3" not in ops(ours)
+
+
+
+def test_channels_first_reference_computes_the_channels_last_function():
+    """The keras.io-style net in channels_first (the data-format figure) takes the same NHWC
+    images and, on the channels_last net's weights, gives its outputs and input gradients in
+    training and its outputs in inference, and counts the same multiply-adds."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_resnet import count_flops
+
+    benchmark = load(BENCHMARK)
+    keras.utils.set_random_seed(0)
+    nets = [benchmark.handwritten_cifar_resnet(keras, 8, (32, 32, 3), 10, data_format)
+            for data_format in ("channels_last", "channels_first")]
+    rng = np.random.default_rng(0)
+    for layer in nets[0].layers:  # BN offsets keep ReLU inputs off the kink at 0
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.gamma.assign(rng.normal(1, 0.1, layer.gamma.shape))
+            layer.beta.assign(rng.normal(0, 0.5, layer.beta.shape))
+    nets[1].set_weights(nets[0].get_weights())
+    assert {layer.data_format for layer in nets[1].layers
+            if isinstance(layer, keras.layers.Conv2D)} == {"channels_first"}
+    assert count_flops(nets[1]) == count_flops(nets[0])
+    x = tf.constant(rng.normal(size=(4, 32, 32, 3)), tf.float32)
+    results = []
+    for model in nets:
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = model(x, training=True)
+            loss = tf.reduce_sum(y * tf.range(10, dtype=tf.float32))
+        results.append([y, tape.gradient(loss, x), model(x, training=False)])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-4 * np.abs(a.numpy()).max())
 
 
 def test_goals_compare_in_the_stated_direction():
@@ -385,6 +423,12 @@ def test_settings_runs_get_their_own_section_on_the_performance_page(quick, tmp_
     assert "### Goals" in section
     goal = data["goals"][0]
     assert f"| {goal['goal']} |" in section.split("### Goals")[1]
+    # the data-format figure: the keras.io-style net in channels_last over channels_first
+    rows = {(r["impl"], r["precision"]): r for r in data["training"]}
+    last, first = rows[("reference", "float32")], rows[("reference_channels_first", "float32")]
+    assert (f"- resnet20, float32, XLA off: channels_last {last['images_per_s']:.1f} images/s, "
+            f"channels_first {first['images_per_s']:.1f}: "
+            f"{last['images_per_s'] / first['images_per_s']:.2f}x") in section
 
 
 def test_gpu_suite_quick_runs_the_jax_path_on_cpu(tmp_path):

@@ -186,3 +186,24 @@ def test_non_default_inputs_resnet50_at_160_and_cifar_on_fashion_mnist_size():
 def test_count_flops_needs_a_fixed_input_size():
     with pytest.raises(ValueError, match="fixed input_shape"):
         keras_resnet.count_flops(keras_resnet.ResNet18(input_shape=(None, None, 3)))
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_count_flops_counts_convolutions_in_either_data_format(data_format):
+    """A 3x3 conv of 8 -> 16 channels with stride 2 on 20x12 (-> 10x6) and a Dense 16 -> 5: the
+    count is the same for NHWC and NCHW layouts (the spatial axes are found by data_format)."""
+    shape = (20, 12, 8) if data_format == "channels_last" else (8, 20, 12)
+    inputs = keras.Input(shape)
+    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", data_format=data_format)(inputs)
+    x = keras.layers.GlobalAveragePooling2D(data_format=data_format)(x)
+    model = keras.Model(inputs, keras.layers.Dense(5)(x))
+    assert keras_resnet.count_flops(model) == 10 * 6 * 3 * 3 * 8 * 16 + 16 * 5
+
+
+def test_builder_refuses_a_channels_first_image_data_format():
+    keras.config.set_image_data_format("channels_first")
+    try:
+        with pytest.raises(ValueError, match="image_data_format is 'channels_first'.*channels_last"):
+            keras_resnet.ResNet20()
+    finally:
+        keras.config.set_image_data_format("channels_last")
