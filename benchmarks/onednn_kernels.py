@@ -5,9 +5,10 @@ This runs train_throughput.py's contenders (our net, `fit` steps; its PyTorch CI
 torchvision's resnet50, channels_last, autocast for bfloat16) with oneDNN's verbose log on, one
 worker process per framework, and times every oneDNN primitive the step executes: per primitive
 kind and pass, in ms per step (the median execution of each shape times its executions per step),
-and each convolution shape side by side. The convolutions have the same shapes, data types and
-memory layouts in both, so what differs is oneDNN's version and threading and what each
-framework runs outside oneDNN (PyTorch's batch normalization and element-wise ops are its own
+each convolution shape side by side, and each reorder shape side by side (a small primitive's
+time is mostly what running a primitive costs in that framework's threading). The convolutions
+have the same shapes, data types and memory layouts in both, so what differs is oneDNN's version
+and threading and what each framework runs outside oneDNN (PyTorch's batch normalization and element-wise ops are its own
 kernels; TensorFlow's batch normalization is oneDNN's). TensorFlow runs with one inter-op thread
 by default (--tf_inter_op_threads): its ops then run one at a time, as PyTorch's do, and each
 primitive's time is its own, not shared with an op running beside it. The verbose log slows both
@@ -172,14 +173,15 @@ def conv_shape(problem: str) -> str:
 
 
 def per_step(executions: list[dict], steps_total: int) -> dict:
-    """ms per step by (kind, pass) and per convolution shape: each shape's median execution times
-    its executions per step (medians leave out the first, slower executions)."""
+    """ms per step by (kind, pass), per convolution shape and per reorder shape: each shape's median
+    execution times its executions per step (medians leave out the first, slower executions); and
+    the executions per step, all kinds."""
     by_shape = collections.defaultdict(list)
     for e in executions:
         key = (e["kind"], e["pass"], conv_shape(e["problem"]) if e["kind"] == "convolution" else e["problem"])
         by_shape[key].append(e)
     kinds = collections.Counter()
-    convolutions = []
+    convolutions, reorders = [], []
     for (kind, pass_, shape), group in sorted(by_shape.items()):
         runs = len(group) / steps_total
         median_ms = statistics.median(e["ms"] for e in group)
@@ -189,9 +191,12 @@ def per_step(executions: list[dict], steps_total: int) -> dict:
                                  "median_ms": median_ms,
                                  "ms_per_step": median_ms * runs, "impl": collections.Counter(
                                      e["impl"] for e in group).most_common(1)[0][0]})
+        if kind == "reorder":
+            reorders.append({"shape": shape, "per_step": runs, "median_ms": median_ms})
     rows = [{"kind": kind, "pass": pass_, "ms_per_step": ms}
             for (kind, pass_), ms in sorted(kinds.items(), key=lambda item: -item[1])]
-    return {"kinds": rows, "convolutions": convolutions,
+    return {"kinds": rows, "convolutions": convolutions, "reorders": reorders,
+            "executions_per_step": len(executions) / steps_total,
             "onednn_ms_per_step": sum(kinds.values())}
 
 
@@ -294,7 +299,41 @@ def markdown(result: dict) -> str:
                 continue
             lines.append(f"| {row['pass']} | {row['shape']} | {a['impl']} | {a['median_ms']:.3f} | "
                          f"{b['impl']} | {b['median_ms']:.3f} | {a['median_ms'] / b['median_ms']:.2f} |")
+        lines += reorder_text(frameworks, names)
     return "\n".join(lines) + "\n"
+
+
+def reorder_text(frameworks: dict, names: list[str]) -> list[str]:
+    """Reorders side by side by shape: each framework's smallest primitives, whose time is mostly
+    the cost of running a primitive at all (dispatching it to the threads and waiting)."""
+    keyed = {n: {r["shape"]: r for r in frameworks[n].get("reorders", [])} for n in names}
+    shapes = sorted(set(keyed[names[0]]) & set(keyed[names[1]]),
+                    key=lambda shape: [int(d) for d in re.findall(r"\d+", shape)])
+    if not shapes:
+        return []
+    counts = ", ".join(f"{FRAMEWORK_LABELS[n]} {frameworks[n]['executions_per_step']:.0f}" for n in names)
+    lines = ["", (f"oneDNN primitive executions per step: {counts}. Reorders (layout changes; in "
+                  "the CIFAR nets on AMX, of the convolutions' weights: a few thousand values each) "
+                  "by shape, median ms per execution: a small one's time is mostly what running any "
+                  "primitive costs:"), "",
+             f"| shape | {names[0]} per step | {names[0]} ms | {names[1]} per step | {names[1]} ms |",
+             "|---|---:|---:|---:|---:|"]
+    for shape in shapes:
+        a, b = keyed[names[0]][shape], keyed[names[1]][shape]
+        lines.append(f"| {shape} | {a['per_step']:.0f} | {a['median_ms']:.4f} | {b['per_step']:.0f} | "
+                     f"{b['median_ms']:.4f} |")
+    median = {n: statistics.median(ms for shape in shapes for ms in
+                                   [keyed[n][shape]["median_ms"]] * round(keyed[n][shape]["per_step"]))
+              for n in names}
+    extra = median[names[0]] - median[names[1]]
+    first = frameworks[names[0]]
+    estimate = extra * first["executions_per_step"]
+    lines += ["", (f"Median reorder: {FRAMEWORK_LABELS[names[0]]} {median[names[0]]:.4f} ms, "
+                   f"{FRAMEWORK_LABELS[names[1]]} {median[names[1]]:.4f} ms. If each of "
+                   f"{FRAMEWORK_LABELS[names[0]]}'s {first['executions_per_step']:.0f} executions per "
+                   f"step paid that {extra:.4f} ms more (an estimate, not a measurement), that is "
+                   f"{estimate:.1f} ms, {100 * estimate / first['step_ms']:.0f}% of its step.")]
+    return lines
 
 
 def main(argv: list[str]) -> int:

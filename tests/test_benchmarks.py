@@ -388,6 +388,11 @@ def test_onednn_kernels_times_each_frameworks_primitives_and_feeds_the_performan
         for row in framework["convolutions"]:
             assert_positive(row["median_ms"], f"{name} {row['pass']} {row['shape']}")
             assert row["impl"], row
+        # reorders by shape (at least the weights' layout for the convolutions), and every execution
+        assert framework["reorders"], name
+        for row in framework["reorders"]:
+            assert_positive(row["median_ms"], f"{name} reorder {row['shape']}")
+        assert framework["executions_per_step"] > sum(c["per_step"] for c in framework["convolutions"])
     if torch_available():
         torch = frameworks["torch"]
         assert torch["onednn"]["version"].startswith("v"), torch["onednn"]
@@ -402,6 +407,9 @@ def test_onednn_kernels_times_each_frameworks_primitives_and_feeds_the_performan
     assert f"oneDNN: TensorFlow (ours) {ours['onednn']['version']}" in text
     integer_view = ours["elementwise"]["float32"]["relu gradient, integer view"]
     assert f"| relu gradient, integer view | {integer_view:.3f} |" in text
+    if torch_available():  # reorders side by side, and what running a primitive costs
+        assert f"oneDNN primitive executions per step: TensorFlow (ours) {ours['executions_per_step']:.0f}, " in text
+        assert "Median reorder: TensorFlow (ours) " in text
     bad = run(sys.executable, str(REPO / "docs" / "make_performance.py"), f"--json={path}",
               f"--onednn_kernels_json={path}", f"--out={out}", timeout=120)
     assert bad.returncode == 2 and f"--onednn_kernels_json={path} lacks" in bad.stderr
