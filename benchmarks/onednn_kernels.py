@@ -48,7 +48,8 @@ def worker(framework: str, request: dict) -> None:
     """Build one contender, step it; oneDNN logs each primitive to stdout; results go to a file."""
     import train_throughput as bench  # beside this script: its workers build and step the contenders
     if framework == "tensorflow":
-        contender = bench.KerasWorker({"backend": "tensorflow", "intra_op_threads": 0,
+        contender = bench.KerasWorker({"backend": "tensorflow",
+                                       "intra_op_threads": request["tf_intra_op_threads"],
                                        "inter_op_threads": request["tf_inter_op_threads"]})
         setup = dict(request, impl="ours", xla=False)
     else:
@@ -242,9 +243,11 @@ def markdown(result: dict) -> str:
     names = list(frameworks)
     head = " | ".join(FRAMEWORK_LABELS[n] for n in names)
     inter_op = result.get("tf_inter_op_threads", 0)
+    intra_op = result.get("tf_intra_op_threads", 0)
     lines = [(f"oneDNN primitives of a {result['net']} training step ({result['precision']}, batch "
               f"{result['batch']}, {result['steps']} timed steps; TensorFlow with "
-              f"{inter_op or 'its default'} inter-op thread{'s' if inter_op != 1 else ''}) on "
+              f"{inter_op or 'its default'} inter-op thread{'s' if inter_op != 1 else ''} and "
+              f"{intra_op or 'its default'} intra-op thread{'s' if intra_op != 1 else ''}) on "
               f"{result['cpu']}, ms per step (median execution x executions per step):"), "",
              f"| primitive | pass | {head} |", "|---|---|" + "---:|" * len(names)]
     per_kind = {n: {(r["kind"], r["pass"]): r["ms_per_step"] for r in f["kinds"]}
@@ -263,7 +266,7 @@ def markdown(result: dict) -> str:
               "| whole step (under the log) | | " + " | ".join(f"{ms:.1f}" for ms in step) + " |",
               "", "oneDNN: " + "; ".join(
                   f"{FRAMEWORK_LABELS[n]} {f['onednn'].get('version', '?')}, "
-                  f"{f['onednn'].get('runtime', '?')} runtime, {f['onednn'].get('threads', '?')} threads"
+                  f"{f['onednn'].get('runtime', '?')} runtime, {f['onednn'].get('threads', '?')} thread{'' if f['onednn'].get('threads') == 1 else 's'}"
                   for n, f in frameworks.items()) + "."]
     if len(names) == 2:
         a, b = (FRAMEWORK_LABELS[n] for n in names)
@@ -328,12 +331,14 @@ def reorder_text(frameworks: dict, names: list[str]) -> list[str]:
     extra = median[names[0]] - median[names[1]]
     first = frameworks[names[0]]
     estimate = extra * first["executions_per_step"]
-    lines += ["", (f"Median reorder: {FRAMEWORK_LABELS[names[0]]} {median[names[0]]:.4f} ms, "
-                   f"{FRAMEWORK_LABELS[names[1]]} {median[names[1]]:.4f} ms. If each of "
-                   f"{FRAMEWORK_LABELS[names[0]]}'s {first['executions_per_step']:.0f} executions per "
-                   f"step paid that {extra:.4f} ms more (an estimate, not a measurement), that is "
-                   f"{estimate:.1f} ms, {100 * estimate / first['step_ms']:.0f}% of its step.")]
-    return lines
+    text = (f"Median reorder: {FRAMEWORK_LABELS[names[0]]} {median[names[0]]:.4f} ms, "
+            f"{FRAMEWORK_LABELS[names[1]]} {median[names[1]]:.4f} ms.")
+    if extra > 0:
+        text += (f" If each of {FRAMEWORK_LABELS[names[0]]}'s {first['executions_per_step']:.0f} "
+                 f"executions per step paid that {extra:.4f} ms more (an estimate, not a "
+                 f"measurement), that is {estimate:.1f} ms, {100 * estimate / first['step_ms']:.0f}% "
+                 "of its step.")
+    return lines + ["", text]
 
 
 def main(argv: list[str]) -> int:
@@ -363,12 +368,14 @@ def main(argv: list[str]) -> int:
                "steps": 2 if quick and not flag_values["steps"].present else flag_values.steps,
                "warmup_steps": 2, "timeout": flag_values.timeout,
                "tf_inter_op_threads": flag_values.tf_inter_op_threads,
+               "tf_intra_op_threads": flag_values.tf_intra_op_threads,
                # the largest activation of the net: its first stage's output
                "elementwise_shape": [batch, 56, 56, 256] if imagenet else [batch, 32, 32, 16],
                "chain": 20, "calls": 2 if quick else 10}
     result = {"command": " ".join(["python", "benchmarks/onednn_kernels.py", *sys.argv[1:]]),
               "net": request["net"], "precision": precision, "batch": request["batch"],
               "steps": request["steps"], "tf_inter_op_threads": flag_values.tf_inter_op_threads,
+              "tf_intra_op_threads": flag_values.tf_intra_op_threads,
               "elementwise_shape": request["elementwise_shape"], "chain": request["chain"],
               "calls": request["calls"], "cpu": runtime.cpu_model(), "frameworks": {}}
     torch_python, torch_note = bench.find_torch_python(flag_values.torch_python)
@@ -401,6 +408,9 @@ def define_flags() -> None:
     flags.DEFINE_integer("steps", 5, "Timed training steps (after 3 untimed ones).", lower_bound=1)
     flags.DEFINE_list("torch_python", [sys.executable, "/usr/bin/python3"],
                       "Pythons to try for PyTorch, first that imports torch and torchvision wins.")
+    flags.DEFINE_integer("tf_intra_op_threads", 0, "TensorFlow's intra-op threads, oneDNN's threads "
+                         "(0: its default, one per core; 1: each primitive runs on its op's own "
+                         "thread, nothing handed to the pool).", lower_bound=0)
     flags.DEFINE_integer("tf_inter_op_threads", 1, "TensorFlow's inter-op threads (0: its default, "
                          "one per core: ops run side by side and their times overlap).", lower_bound=0)
     flags.DEFINE_integer("timeout", 1800, "Seconds allowed per worker.", lower_bound=1)

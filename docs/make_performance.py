@@ -245,7 +245,11 @@ DEFAULTS = [
      "threads (`3x0`) have been faster than the default in one run and slower in others; in "
      "bfloat16 on an AMX Xeon they trained ResNet-20 at 1.04x the default's speed in a 3-round "
      "run (`docs/speed_threads_bf16_amx.json`; one inter-op thread: 0.93x) and at 1.00x in a "
-     "5-round rerun (`docs/speed_threads3_bf16_amx.json`): the default stays TensorFlow's."),
+     "5-round rerun (`docs/speed_threads3_bf16_amx.json`): the default stays TensorFlow's. One "
+     "intra-op thread, with which oneDNN runs each primitive on the op's own thread instead of "
+     "handing it to the pool (what a primitive costs to run: section *oneDNN kernels*), and two or "
+     "four inter-op threads to use both cores trained at 0.84x and 0.78x the default's speed "
+     "(`docs/speed_threads_inline_bf16_amx.json`)."),
     ("- Data format: channels_last. `keras_resnet` builds channels_last models only (the builder "
      "raises on `image_data_format` channels_first); TensorFlow's CPU kernels and Keras's pooling "
      "run in NHWC, and XLA picks its own layouts on GPUs and TPUs. A settings run "
@@ -281,7 +285,10 @@ def onednn_kernels_text(kernels: tuple[dict, ...]) -> list[str]:
               "primitive the step executes. The convolutions have the same shapes, data types and "
               "memory layouts in both frameworks; each ships its own oneDNN build and threading. "
               "PyTorch's batch normalization and element-wise ops are its own kernels, outside "
-              "oneDNN; TensorFlow's batch normalization is oneDNN's.")]
+              "oneDNN; TensorFlow's batch normalization is oneDNN's. The run with one intra-op "
+              "thread (`--tf_intra_op_threads=1`) has TensorFlow run each primitive on its op's "
+              "own thread instead of handing it to its thread pool: its reorders show what that "
+              "hand-off costs.")]
     onednn_kernels = load_benchmark("onednn_kernels")
     for result in kernels:
         lines += ["", f"Command: `{result['command']}`", "", onednn_kernels.markdown(result)]
@@ -307,10 +314,11 @@ def bfloat16_accuracy_text(accuracies: tuple[dict, ...]) -> list[str]:
 COMMAND = ("python docs/make_performance.py --json=docs/speed.json "
            "--settings_json=docs/speed_amx.json,docs/speed_bf16.json,docs/speed_settings.json,"
            "docs/speed_runtime.json,docs/speed_xla_bf16.json,docs/speed_onednn_env.json,"
-           "docs/speed_threads_bf16_amx.json,docs/speed_threads3_bf16_amx.json,docs/speed_data_format.json "
+           "docs/speed_threads_bf16_amx.json,docs/speed_threads3_bf16_amx.json,"
+           "docs/speed_threads_inline_bf16_amx.json,docs/speed_data_format.json "
            "--op_profile_json=docs/op_profile.json,docs/op_profile_bf16.json,docs/op_profile_bf16_amx.json "
            "--onednn_kernels_json=docs/onednn_kernels_resnet20.json,docs/onednn_kernels_resnet56.json,"
-           "docs/onednn_kernels_resnet20_fp32.json "
+           "docs/onednn_kernels_resnet20_fp32.json,docs/onednn_kernels_resnet20_intra1.json "
            "--bfloat16_accuracy_json=docs/bfloat16_accuracy.json,docs/bfloat16_accuracy_zen4.json")
 
 

@@ -359,6 +359,7 @@ def test_onednn_kernels_times_each_frameworks_primitives_and_feeds_the_performan
               "--precision=float32", f"--json={kernels_path}"))
     kernels = json.loads(kernels_path.read_text())
     assert kernels["net"] == "resnet20" and kernels["precision"] == "float32" and kernels["cpu"]
+    assert (kernels["tf_inter_op_threads"], kernels["tf_intra_op_threads"]) == (1, 0)
     assert kernels["command"] == f"python benchmarks/onednn_kernels.py --quick --precision=float32 --json={kernels_path}"
     frameworks = kernels["frameworks"]
     ours = frameworks["tensorflow"]
