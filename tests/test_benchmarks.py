@@ -166,6 +166,36 @@ def test_quick_run_measures_every_section_with_positive_finite_figures(quick):
     assert "### Goals (training in " in stdout and "| resnet20 | keras.io-style | tensorflow |" in stdout
 
 
+def randomize_batch_norm(model, rng) -> None:
+    """Random BN scales and offsets keep ReLU inputs off the kink at 0: a channel that a ReLU
+    zeroed for the whole batch normalizes to exactly 0 in one BN and to +-1e-8 in another, and the
+    two ReLU gradients (0 or 1, both valid) then differ by far more than rounding."""
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.gamma.assign(rng.normal(1, 0.1, layer.gamma.shape))
+            layer.beta.assign(rng.normal(0, 0.5, layer.beta.shape))
+
+
+def assert_same_function(reference, other, x) -> None:
+    """`other` gives `reference`'s outputs and input gradients in training and its outputs in
+    inference on `x`, to float32 rounding."""
+    import numpy as np
+    import tensorflow as tf
+
+    results = []
+    for model in (reference, other):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = model(x, training=True)
+            loss = tf.reduce_sum(y * tf.range(y.shape[-1], dtype=tf.float32))
+        results.append([y, tape.gradient(loss, x), model(x, training=False)])
+    for expected, actual in zip(*results):
+        np.testing.assert_allclose(actual.numpy(), expected.numpy(), rtol=1e-4,
+                                   atol=1e-4 * np.abs(expected.numpy()).max())
+
+
 @pytest.mark.parametrize("variant", ["ours_keras_bn", "ours_strided_shortcut", "ours_fused_inference_bn"])
 def test_variants_of_our_net_compute_the_same_function(variant):
     """Each variant the benchmark times against ours (Keras BN, strided-slice option A shortcut,
@@ -182,14 +212,8 @@ def test_variants_of_our_net_compute_the_same_function(variant):
     benchmark = load(BENCHMARK)
     keras.utils.set_random_seed(0)
     ours = keras_resnet.ResNet20(input_shape=(15, 15, 3))  # odd sizes: subsampling rounds up
-    # Random BN offsets keep ReLU inputs off the kink at 0: a channel that a ReLU zeroed for the
-    # whole batch normalizes to exactly 0 in one BN and to +-1e-8 in the other, and the two ReLU
-    # gradients (0 or 1, both valid) then differ by far more than rounding.
     rng = np.random.default_rng(0)
-    for layer in ours.layers:
-        if isinstance(layer, keras_resnet.layers.BatchNormalization):
-            layer.gamma.assign(rng.normal(1, 0.1, layer.gamma.shape))
-            layer.beta.assign(rng.normal(0, 0.5, layer.beta.shape))
+    randomize_batch_norm(ours, rng)
     other = keras.models.clone_model(ours, clone_function=functools.partial(benchmark.variant_layer, variant))
     other.set_weights(ours.get_weights())
     kinds = {type(layer) for layer in other.layers} - {type(layer) for layer in ours.layers}
@@ -197,15 +221,7 @@ def test_variants_of_our_net_compute_the_same_function(variant):
                      "ours_strided_shortcut": {"StridedZeroPadShortcut"},
                      "ours_fused_inference_bn": {"FusedInferenceBatchNormalization"}}[variant]
     x = tf.constant(rng.normal(size=(8, 15, 15, 3)), tf.float32)
-    results = []
-    for model in (ours, other):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = model(x, training=True)
-            loss = tf.reduce_sum(y * tf.range(10, dtype=tf.float32))
-        results.append([y, tape.gradient(loss, x), model(x, training=False)])
-    for a, b in zip(*results):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4 * np.abs(b.numpy()).max())
+    assert_same_function(ours, other, x)
     if variant == "ours_fused_inference_bn":  # it infers with the fused kernel, ours does not
         def ops(model):
             function = tf.function(lambda t: model(t, training=False))
@@ -231,24 +247,12 @@ def test_channels_first_reference_computes_the_channels_last_function():
     nets = [benchmark.handwritten_cifar_resnet(keras, 8, (32, 32, 3), 10, data_format)
             for data_format in ("channels_last", "channels_first")]
     rng = np.random.default_rng(0)
-    for layer in nets[0].layers:  # BN offsets keep ReLU inputs off the kink at 0
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.gamma.assign(rng.normal(1, 0.1, layer.gamma.shape))
-            layer.beta.assign(rng.normal(0, 0.5, layer.beta.shape))
+    randomize_batch_norm(nets[0], rng)
     nets[1].set_weights(nets[0].get_weights())
     assert {layer.data_format for layer in nets[1].layers
             if isinstance(layer, keras.layers.Conv2D)} == {"channels_first"}
     assert count_flops(nets[1]) == count_flops(nets[0])
-    x = tf.constant(rng.normal(size=(4, 32, 32, 3)), tf.float32)
-    results = []
-    for model in nets:
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = model(x, training=True)
-            loss = tf.reduce_sum(y * tf.range(10, dtype=tf.float32))
-        results.append([y, tape.gradient(loss, x), model(x, training=False)])
-    for a, b in zip(*results):
-        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-4 * np.abs(a.numpy()).max())
+    assert_same_function(*nets, tf.constant(rng.normal(size=(4, 32, 32, 3)), tf.float32))
 
 
 def test_goals_compare_in_the_stated_direction():
