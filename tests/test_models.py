@@ -207,3 +207,27 @@ def test_builder_refuses_a_channels_first_image_data_format():
             keras_resnet.ResNet20()
     finally:
         keras.config.set_image_data_format("channels_last")
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_count_flops_counts_1d_and_3d_convolutions(data_format):
+    """Conv1D 4 -> 6 channels, kernel 3, on 10 steps; Conv3D 6 -> 2, kernel 2, stride 2 on
+    4x4x4 (-> 2x2x2) after a reshape: every output position times the kernel's size."""
+    sequence = (10, 4) if data_format == "channels_last" else (4, 10)
+    inputs = keras.Input(sequence)
+    x = keras.layers.Conv1D(6, 3, padding="same", data_format=data_format)(inputs)
+    model_1d = keras.Model(inputs, x)
+    assert keras_resnet.count_flops(model_1d) == 10 * 3 * 4 * 6
+    volume = (4, 4, 4, 6) if data_format == "channels_last" else (6, 4, 4, 4)
+    inputs = keras.Input(volume)
+    model_3d = keras.Model(inputs, keras.layers.Conv3D(2, 2, strides=2, data_format=data_format)(inputs))
+    assert keras_resnet.count_flops(model_3d) == 2 * 2 * 2 * (2 * 2 * 2 * 6) * 2
+
+
+@pytest.mark.parametrize("layer", [keras.layers.DepthwiseConv2D(3), keras.layers.SeparableConv2D(4, 3),
+                                   keras.layers.Conv2DTranspose(4, 3)], ids=lambda layer: type(layer).__name__)
+def test_count_flops_refuses_convolutions_it_has_no_formula_for(layer):
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, layer(inputs))
+    with pytest.raises(ValueError, match=f"is a {type(layer).__name__}; it counts Conv1D/2D/3D and Dense"):
+        keras_resnet.count_flops(model)
