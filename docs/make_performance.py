@@ -255,6 +255,11 @@ DEFAULTS = [
      "run in NHWC, and XLA picks its own layouts on GPUs and TPUs. A settings run "
      "(`docs/speed_data_format.json`) trains the keras.io-style net in both layouts, in float32 "
      "and bfloat16: section *Settings run* below."),
+    ("- Backend on CPUs: TensorFlow. Keras on JAX compiles the step with XLA, whose CPU kernels "
+     "trained ResNet-20 several times slower than TensorFlow's, and no faster in bfloat16 than in "
+     "float32 (settings run `docs/speed_backends.json`, section *Settings run* below), so "
+     "`--mixed_precision=auto` keeps float32 on JAX's CPU devices and the trainers warn when "
+     "`KERAS_BACKEND=jax` has only CPU devices. JAX is the GPU suite's backend."),
     ("- Evaluation: every epoch on the validation and test splits (the curves of Fig. 6). The "
      "trainer table compares the trainer's epoch with a bare `fit` plus a bare `evaluate` of the "
      "same images, and gives the evaluation's share of the epoch."),
@@ -315,7 +320,7 @@ COMMAND = ("python docs/make_performance.py --json=docs/speed.json "
            "--settings_json=docs/speed_amx.json,docs/speed_bf16.json,docs/speed_settings.json,"
            "docs/speed_runtime.json,docs/speed_xla_bf16.json,docs/speed_onednn_env.json,"
            "docs/speed_threads_bf16_amx.json,docs/speed_threads3_bf16_amx.json,"
-           "docs/speed_threads_inline_bf16_amx.json,docs/speed_data_format.json "
+           "docs/speed_threads_inline_bf16_amx.json,docs/speed_data_format.json,docs/speed_backends.json "
            "--op_profile_json=docs/op_profile.json,docs/op_profile_bf16.json,docs/op_profile_bf16_amx.json "
            "--onednn_kernels_json=docs/onednn_kernels_resnet20.json,docs/onednn_kernels_resnet56.json,"
            "docs/onednn_kernels_resnet20_fp32.json,docs/onednn_kernels_resnet20_intra1.json "

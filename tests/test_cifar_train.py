@@ -241,7 +241,7 @@ def test_jax_backend_with_tensorflow_installed_trains_logs_and_resumes(tmp_path)
     that needs tf.function), a rerun with more steps resumes from the checkpoint, and
     --label_smoothing trains under JAX and reaches results.json."""
     _require_fashion_mnist()
-    pytest.importorskip("jax")
+    jax = pytest.importorskip("jax")
     model_dir = tmp_path / "jax"
     args = helpers.fashion_mnist_args(
         model_dir, "--model=resnet20", "--max_train_examples=128", "--max_test_examples=32",
@@ -250,6 +250,9 @@ def test_jax_backend_with_tensorflow_installed_trains_logs_and_resumes(tmp_path)
     first = helpers.run(*args, "--train_steps=3", timeout=180, KERAS_BACKEND="jax")
     helpers.check(first)
     assert helpers.results(model_dir)["hardware"]["backend"] == "jax"
+    # on a CPU-only machine the trainer says that TensorFlow is the faster backend there
+    cpu_only = all(device.platform == "cpu" for device in jax.local_devices())
+    assert ("warning: KERAS_BACKEND=jax with CPU devices only" in first.stderr) == cpu_only
     resumed = helpers.run(*args, "--train_steps=5", timeout=180, KERAS_BACKEND="jax")
     helpers.check(resumed)
     assert "Resuming from step 3" in resumed.stdout

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -286,6 +287,11 @@ def _jax_distribution(strategy: str, num_gpus: int | None) -> Distribution:
             f"one_device or mirrored (keras.distribution.DataParallel over local devices)."
         )
     devices = jax.local_devices()
+    if all(d.platform == "cpu" for d in devices):
+        print("warning: KERAS_BACKEND=jax with CPU devices only: XLA's CPU kernels train these nets "
+              "several times slower than TensorFlow's (docs/performance.md, settings run "
+              "docs/speed_backends.json); KERAS_BACKEND=tensorflow is the faster choice on a CPU.",
+              file=sys.stderr, flush=True)
     if strategy != "mirrored":
         return Distribution(strategy, 1, devices=[str(devices[0])])
     if num_gpus:
