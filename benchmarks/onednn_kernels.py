@@ -8,11 +8,11 @@ kind and pass, in ms per step (the median execution of each shape times its exec
 each convolution shape side by side, and each reorder shape side by side (a small primitive's
 time is mostly what running a primitive costs in that framework's threading). The convolutions
 have the same shapes, data types and memory layouts in both, so what differs is oneDNN's version
-and threading and what each framework runs outside oneDNN (PyTorch's batch normalization and element-wise ops are its own
-kernels; TensorFlow's batch normalization is oneDNN's). TensorFlow runs with one inter-op thread
-by default (--tf_inter_op_threads): its ops then run one at a time, as PyTorch's do, and each
-primitive's time is its own, not shared with an op running beside it. The verbose log slows both
-a little: the step times are under it.
+and threading and what each framework runs outside oneDNN (PyTorch's batch normalization and
+element-wise ops are its own kernels; TensorFlow's batch normalization is oneDNN's). TensorFlow
+runs with one inter-op thread by default (--tf_inter_op_threads): its ops then run one at a time,
+as PyTorch's do, and each primitive's time is its own, not shared with an op running beside it.
+The verbose log slows both a little: the step times are under it.
 
     python benchmarks/onednn_kernels.py --net=resnet20 --json=runs/onednn_kernels.json
     python benchmarks/onednn_kernels.py --quick --json=/tmp/k.json     # smoke test
@@ -266,7 +266,8 @@ def markdown(result: dict) -> str:
               "| whole step (under the log) | | " + " | ".join(f"{ms:.1f}" for ms in step) + " |",
               "", "oneDNN: " + "; ".join(
                   f"{FRAMEWORK_LABELS[n]} {f['onednn'].get('version', '?')}, "
-                  f"{f['onednn'].get('runtime', '?')} runtime, {f['onednn'].get('threads', '?')} thread{'' if f['onednn'].get('threads') == 1 else 's'}"
+                  f"{f['onednn'].get('runtime', '?')} runtime, {f['onednn'].get('threads', '?')} "
+                  f"thread{'' if f['onednn'].get('threads') == 1 else 's'}"
                   for n, f in frameworks.items()) + "."]
     if len(names) == 2:
         a, b = (FRAMEWORK_LABELS[n] for n in names)

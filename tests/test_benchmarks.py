@@ -413,7 +413,8 @@ def test_onednn_kernels_times_each_frameworks_primitives_and_feeds_the_performan
     integer_view = ours["elementwise"]["float32"]["relu gradient, integer view"]
     assert f"| relu gradient, integer view | {integer_view:.3f} |" in text
     if torch_available():  # reorders side by side, and what running a primitive costs
-        assert f"oneDNN primitive executions per step: TensorFlow (ours) {ours['executions_per_step']:.0f}, " in text
+        executions = f"{ours['executions_per_step']:.0f}"
+        assert f"oneDNN primitive executions per step: TensorFlow (ours) {executions}, " in text
         assert "Median reorder: TensorFlow (ours) " in text
     bad = run(sys.executable, str(REPO / "docs" / "make_performance.py"), f"--json={path}",
               f"--onednn_kernels_json={path}", f"--out={out}", timeout=120)

@@ -225,7 +225,8 @@ def test_count_flops_counts_1d_and_3d_convolutions(data_format):
 
 
 @pytest.mark.parametrize("layer", [keras.layers.DepthwiseConv2D(3), keras.layers.SeparableConv2D(4, 3),
-                                   keras.layers.Conv2DTranspose(4, 3)], ids=lambda layer: type(layer).__name__)
+                                   keras.layers.Conv2DTranspose(4, 3)],
+                         ids=lambda layer: type(layer).__name__)
 def test_count_flops_refuses_convolutions_it_has_no_formula_for(layer):
     inputs = keras.Input((8, 8, 3))
     model = keras.Model(inputs, layer(inputs))
