@@ -374,11 +374,10 @@ def main(argv: list[str]) -> int:
                "elementwise_shape": [batch, 56, 56, 256] if imagenet else [batch, 32, 32, 16],
                "chain": 20, "calls": 2 if quick else 10}
     result = {"command": " ".join(["python", "benchmarks/onednn_kernels.py", *sys.argv[1:]]),
-              "net": request["net"], "precision": precision, "batch": request["batch"],
-              "steps": request["steps"], "tf_inter_op_threads": flag_values.tf_inter_op_threads,
-              "tf_intra_op_threads": flag_values.tf_intra_op_threads,
-              "elementwise_shape": request["elementwise_shape"], "chain": request["chain"],
-              "calls": request["calls"], "cpu": runtime.cpu_model(), "frameworks": {}}
+              **{key: request[key] for key in ("net", "precision", "batch", "steps",
+                                               "tf_inter_op_threads", "tf_intra_op_threads",
+                                               "elementwise_shape", "chain", "calls")},
+              "cpu": runtime.cpu_model(), "frameworks": {}}
     torch_python, torch_note = bench.find_torch_python(flag_values.torch_python)
     with tempfile.TemporaryDirectory(prefix="onednn_kernels-") as work:
         for framework in FRAMEWORKS:

@@ -212,7 +212,7 @@ def test_builder_refuses_a_channels_first_image_data_format():
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 def test_count_flops_counts_1d_and_3d_convolutions(data_format):
     """Conv1D 4 -> 6 channels, kernel 3, on 10 steps; Conv3D 6 -> 2, kernel 2, stride 2 on
-    4x4x4 (-> 2x2x2) after a reshape: every output position times the kernel's size."""
+    4x4x4 (-> 2x2x2): every output position times the kernel's size."""
     sequence = (10, 4) if data_format == "channels_last" else (4, 10)
     inputs = keras.Input(sequence)
     x = keras.layers.Conv1D(6, 3, padding="same", data_format=data_format)(inputs)
