@@ -1029,26 +1029,32 @@ class Run:
         self.result["shortcut"] = {"rows": rows}
 
     def threads(self) -> None:
-        """Training images/s of our CIFAR net (--threads_net, in the trainers' precision) under
-        TensorFlow thread settings (inter-op x intra-op; 0 is TensorFlow's default, one per core),
-        each optionally with one environment variable (e.g. a oneDNN option), one worker process
-        each, alternated."""
+        """Training images/s of our CIFAR net (--threads_net, in each of --threads_precisions; auto:
+        the trainers' precision) under TensorFlow thread settings (inter-op x intra-op; 0 is
+        TensorFlow's default, one per core), each optionally with one environment variable (e.g. a
+        oneDNN option), one worker process per setting, alternated."""
         if "tensorflow" not in self.workers:
             self.result["threads"] = {"skipped": "thread settings are TensorFlow's"}
             return
         net, batch, workers, contenders = self.s["threads_net"], self.s["cifar_batch"], {}, []
-        precision = self.result["trainers_precision"]
+        trainers = self.result["trainers_precision"]
+        precisions = list(dict.fromkeys(trainers if p == "auto" else p
+                                        for p in self.s["threads_precisions"]))
         try:
             for setting in self.s["thread_settings"]:
                 inter, intra, variables = parse_thread_setting(setting)
                 worker = workers[setting] = keras_worker(f"tensorflow {setting}", "tensorflow", inter,
                                                          intra, **variables)
-                contender = {"id": f"threads/{setting}", "setting": setting, "inter_op_threads": inter,
-                             "intra_op_threads": intra, "environment": variables,
-                             "versions": worker.call("versions")}
-                contender.update(self._setup_ours_cifar(worker, contender["id"], net, batch, precision))
-                contender["steps"] = self.steps_for(contender["step_s"])
-                contenders.append(contender)
+                versions = worker.call("versions")
+                for precision in precisions:
+                    contender = {"id": f"threads/{setting}/{precision}", "setting": setting,
+                                 "precision": precision, "inter_op_threads": inter,
+                                 "intra_op_threads": intra, "environment": variables,
+                                 "versions": versions}
+                    contender.update(
+                        self._setup_ours_cifar(worker, contender["id"], net, batch, precision))
+                    contender["steps"] = self.steps_for(contender["step_s"])
+                    contenders.append(contender)
 
             def measure(c: dict) -> float:
                 seconds = workers[c["setting"]].call("time", id=c["id"], steps=c["steps"])["seconds"]
@@ -1058,10 +1064,11 @@ class Run:
         finally:
             for worker in workers.values():
                 worker.close()
-        rows = [{k: c[k] for k in ("setting", "inter_op_threads", "intra_op_threads", "environment",
-                                   "versions", "steal_percent")}
+        rows = [{k: c[k] for k in ("setting", "precision", "inter_op_threads", "intra_op_threads",
+                                   "environment", "versions", "steal_percent")}
                 | {"images_per_s": median(rates[c["id"]]), "rounds": rates[c["id"]]} for c in contenders]
-        self.result["threads"] = {"net": net, "batch": batch, "precision": precision, "rows": rows}
+        self.result["threads"] = {"net": net, "batch": batch, "precisions": precisions,
+                                  "trainers_precision": trainers, "rows": rows}
 
     def autotune(self) -> None:
         """Whole `fit` calls of our net with and without tf.data's autotuner, alternated: the
@@ -1337,16 +1344,20 @@ def markdown(result: dict) -> str:
                          f"{r['median_ms']:.2f} | {', '.join(f'{v:.2f}' for v in r['ms_rounds'])} |")
     threads = result.get("threads", {})
     if "rows" in threads:
+        # Runs before --threads_precisions trained in one precision, given once for the section.
+        precisions = threads.get("precisions", [threads.get("precision", "float32")])
+        several = len(precisions) > 1
         lines += ["", (f"### TensorFlow threads: training {threads['net']} at batch {threads['batch']} "
-                       f"in {threads.get('precision', 'float32')}, one worker process per setting "
+                       f"in {' and '.join(precisions)}, one worker process per setting "
                        "(0: TensorFlow's default, one per core)"), "",
-                  ("| inter-op threads | intra-op threads | environment | images/s | CPU steal % | "
-                   "each round |"), "|---:|---:|---|---:|---:|---|"]
+                  ("| inter-op threads | intra-op threads | environment | "
+                   f"{'precision | ' if several else ''}images/s | CPU steal % | each round |"),
+                  f"|---:|---:|---|{'---|' if several else ''}---:|---:|---|"]
         for r in threads["rows"]:
             steal = r["steal_percent"]
             variables = " ".join(f"`{k}={v}`" for k, v in r.get("environment", {}).items()) or "-"
             lines.append(f"| {r['inter_op_threads']} | {r['intra_op_threads']} | {variables} | "
-                         f"{r['images_per_s']:.1f} | "
+                         f"{r['precision'] + ' | ' if several else ''}{r['images_per_s']:.1f} | "
                          f"{median(steal) if steal else float('nan'):.1f} | "
                          f"{', '.join(f'{v:.1f}' for v in r['rounds'])} |")
     autotune = result.get("autotune", {})
@@ -1455,6 +1466,9 @@ def define_flags() -> None:
                       "threads, 0: TensorFlow's default), optionally :NAME=VALUE, one environment "
                       "variable of the worker (e.g. 0x0:TF_ENABLE_ONEDNN_OPTS=0).")
     flags.DEFINE_enum("threads_net", "resnet20", list(CIFAR_NETS), "CIFAR net of the threads section.")
+    flags.DEFINE_list("threads_precisions", ["auto"],
+                      f"Precisions of the threads section, of {PRECISIONS} or auto (the trainers'); "
+                      "each setting trains in each.")
     flags.DEFINE_integer("autotune_steps", 10, "Steps per fit call of the autotune comparison.",
                          lower_bound=1)
     flags.DEFINE_string("trainer_net", "resnet20", "Net of the trainer-overhead comparison.")
@@ -1500,7 +1514,8 @@ def settings_from_flags(flag_values) -> dict:
             if not flag_values[name].present:
                 settings[name] = value
     checks = {"sections": SECTIONS, "backends": BACKENDS, "nets": CIFAR_NETS + IMAGENET_NETS,
-              "impls": IMPLS, "precisions": (*PRECISIONS, "auto"), "xla": ("off", "on")}
+              "impls": IMPLS, "precisions": (*PRECISIONS, "auto"),
+              "threads_precisions": (*PRECISIONS, "auto"), "xla": ("off", "on")}
     for name, allowed in checks.items():
         unknown = [v for v in settings[name] if v not in allowed]
         if unknown or not settings[name]:

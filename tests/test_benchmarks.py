@@ -73,7 +73,8 @@ def quick(tmp_path_factory) -> tuple[dict, str, Path]:
         pytest.fail(f"{FASHION_MNIST} missing: install Debian's dataset-fashion-mnist (.ci/run does)")
     path = tmp_path_factory.mktemp("bench") / "quick.json"
     impls = ",".join(load(BENCHMARK).IMPLS)  # the default leaves reference_channels_first out
-    result = run(sys.executable, str(BENCHMARK), "--quick", f"--impls={impls}", f"--json={path}")
+    result = run(sys.executable, str(BENCHMARK), "--quick", f"--impls={impls}",
+                 "--threads_precisions=auto,float32", f"--json={path}")
     check(result)
     return json.loads(path.read_text()), result.stdout, path
 
@@ -120,16 +121,22 @@ def test_quick_run_measures_every_section_with_positive_finite_figures(quick):
         assert_positive(row["median_ms"], f"shortcut {row['kind']}")
         assert len(row["ms_rounds"]) == 2 and all(v > 0 for v in row["ms_rounds"])
 
-    assert data["threads"]["precision"] == trainers  # thread settings are judged as the trainers train
-    threads = {r["setting"]: r for r in data["threads"]["rows"]}
-    assert set(threads) == {"0x0", "1x1:TF_ENABLE_ONEDNN_OPTS=0"}
-    assert threads["1x1:TF_ENABLE_ONEDNN_OPTS=0"]["inter_op_threads"] == 1
-    # the variable reached the worker, and TensorFlow ran as it says
-    assert threads["1x1:TF_ENABLE_ONEDNN_OPTS=0"]["versions"]["onednn"] == "off (TF_ENABLE_ONEDNN_OPTS=0)"
-    if platform.machine().lower() in runtime.X86_64 and runtime.ONEDNN_VARIABLE not in os.environ:
-        assert threads["0x0"]["versions"]["onednn"] == "on (TF_ENABLE_ONEDNN_OPTS=1)"
-    for setting, row in threads.items():
-        assert_positive(row["images_per_s"], f"threads {setting}")
+    # auto is the trainers' precision; a precision named twice trains once
+    threads_precisions = list(dict.fromkeys([trainers, "float32"]))
+    assert data["threads"]["trainers_precision"] == trainers
+    assert data["threads"]["precisions"] == threads_precisions
+    threads = {(r["setting"], r["precision"]): r for r in data["threads"]["rows"]}
+    assert set(threads) == {(s, p) for s in ("0x0", "1x1:TF_ENABLE_ONEDNN_OPTS=0")
+                            for p in threads_precisions}
+    for precision in threads_precisions:
+        assert threads["1x1:TF_ENABLE_ONEDNN_OPTS=0", precision]["inter_op_threads"] == 1
+        # the variable reached the worker, and TensorFlow ran as it says
+        assert threads["1x1:TF_ENABLE_ONEDNN_OPTS=0", precision]["versions"]["onednn"] == \
+            "off (TF_ENABLE_ONEDNN_OPTS=0)"
+        if platform.machine().lower() in runtime.X86_64 and runtime.ONEDNN_VARIABLE not in os.environ:
+            assert threads["0x0", precision]["versions"]["onednn"] == "on (TF_ENABLE_ONEDNN_OPTS=1)"
+    for (setting, precision), row in threads.items():
+        assert_positive(row["images_per_s"], f"threads {setting} {precision}")
         assert len(row["rounds"]) == 2
 
     trainer = data["trainer"]
@@ -292,6 +299,7 @@ def test_goals_compare_in_the_stated_direction():
     ("--nets=resnet20,resnet999", "--nets=resnet20,resnet999: unknown ['resnet999']"),
     ("--backends=mxnet", "--backends=mxnet: unknown ['mxnet']"),
     ("--precisions=float8", "allowed: float32, bfloat16, auto"),
+    ("--threads_precisions=float16", "--threads_precisions=float16: unknown ['float16']"),
     ("--sections=", "--sections=: unknown empty"),
     ("--cifar_batch=0", "--cifar_batch"),
     ("--thread_settings=2x", "--thread_settings: '2x' is not INTERxINTRA"),
@@ -320,7 +328,12 @@ def test_performance_page_is_generated_from_the_json(quick, tmp_path):
     assert "- resnet20, float32, XLA off: fused BN " in text
     assert "## Option A shortcut: reshape + slice against the strided slice" in text
     assert "- resnet20, float32, XLA off: reshape + slice " in text
-    assert "### Option A's subsampling alone" in text and "### TensorFlow threads" in text
+    assert "### Option A's subsampling alone" in text
+    threads_precisions = data["threads"]["precisions"]
+    assert f"### TensorFlow threads: training resnet20 at batch {data['threads']['batch']} in " \
+           f"{' and '.join(threads_precisions)}," in text
+    # a precision column only where the section trained in more than one
+    assert ("| environment | precision | images/s |" in text) == (len(threads_precisions) > 1)
 
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"machine": {}}))
