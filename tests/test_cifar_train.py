@@ -16,6 +16,7 @@ import pytest
 
 import cifar_helpers as helpers
 from keras_resnet import runtime
+from keras_resnet.training import trainer
 from keras_resnet.training.trainer import list_checkpoints
 
 # Bars measured on this 2-core CPU (TF 2.21, Keras 3.15): FASHION_MNIST_ARGS gave 0.776 test
@@ -191,6 +192,53 @@ def test_kill_9_mid_epoch_then_rerun_resumes_to_the_same_final_step(tmp_path):
     helpers.check(again)
     assert "Already finished" in again.stdout
     assert _files(model_dir) == after
+
+
+def _optimizer_iterations(checkpoint: Path) -> int:
+    """The optimizer's update count saved in a checkpoint (Keras 3 keeps it as optimizer/vars/0)."""
+    import h5py
+    with h5py.File(checkpoint, "r") as f:
+        return int(f["optimizer/vars/0"][()])
+
+
+def test_steps_per_execution_trains_exactly_the_steps_it_counts_and_resumes(tmp_path):
+    """4 steps per compiled call: epochs end where the data's do, the counted step is the
+    optimizer's update count, and a resumed run goes on from it."""
+    _require_fashion_mnist()
+    model_dir = tmp_path / "spe4"
+    args = helpers.fashion_mnist_args(
+        model_dir, "--model=resnet20", "--max_train_examples=576", "--max_test_examples=200",
+        "--validation_size=64", "--batch_size=32", "--checkpoint_steps=8", "--keep_checkpoints=100",
+        "--steps_per_execution=4")  # 512 // 32 = 16 steps per epoch
+    helpers.check(helpers.run(*args, "--train_steps=40", timeout=300))
+    with open(model_dir / "metrics.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [16, 32, 40]
+    steps = sorted(int(p.stem.split("-")[1]) for p in (model_dir / "checkpoints").glob("*.json"))
+    assert steps == [8, 16, 24, 32, 40]
+    assert _optimizer_iterations(model_dir / "checkpoints" / "ckpt-00000040.weights.h5") == 40
+
+    resumed = helpers.run(*args, "--train_steps=48", timeout=300)
+    helpers.check(resumed)
+    assert "Resuming from step 40" in resumed.stdout
+    assert helpers.results(model_dir)["steps"] == 48
+    assert _optimizer_iterations(model_dir / "checkpoints" / "ckpt-00000048.weights.h5") == 48
+
+
+def test_steps_per_execution_that_does_not_divide_the_epochs_is_one_line_listing_the_divisors(tmp_path):
+    _require_fashion_mnist()
+    result = helpers.run(*helpers.fashion_mnist_args(
+        tmp_path / "spe3", "--max_train_examples=576", "--validation_size=64", "--batch_size=32",
+        "--train_steps=40", "--steps_per_execution=3"), timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: --steps_per_execution=3 does not divide the steps per epoch (16) and the run's total "
+        "steps (40): Keras runs 3 steps per call whatever is left of an epoch. Values that divide 16, "
+        "40: 1, 2, 4, 8.")
+    assert "Traceback" not in result.stderr and not (tmp_path / "spe3" / "checkpoints").exists()
+    # a run started at another setting resumes only from a step the new one divides
+    with pytest.raises(trainer.UsageError, match=r"does not divide the step it resumes from \(6\)"):
+        trainer.check_steps_per_execution(4, 16, 48, start_step=6)
+    trainer.check_steps_per_execution(4, 16, 48, start_step=8)
 
 
 FLAG_PARSER = """

@@ -51,7 +51,8 @@ def define_common_flags(
                       "AMX or AVX512-BF16 (where it trains faster, docs/performance.md), else none.")
     flags.DEFINE_bool("jit_compile", False,
                       "Compile the train step with XLA (always on with KERAS_BACKEND=jax).")
-    flags.DEFINE_integer("steps_per_execution", 1, "Train steps per compiled call.", lower_bound=1)
+    flags.DEFINE_integer("steps_per_execution", 1, "Train steps per compiled call; it must divide "
+                         "the steps per epoch and the run's total steps.", lower_bound=1)
     flags.DEFINE_float("label_smoothing", 0.0, "Label smoothing e: targets (1 - e) * one_hot + "
                        "e / classes (0: the paper's plain cross-entropy). Allowed: 0 <= e < 1.")
     flags.register_validator("label_smoothing", lambda value: 0.0 <= value < 1.0,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import math
 import os
 import platform
 import sys
@@ -134,6 +135,26 @@ def plan_segments(start_step: int, total_steps: int, steps_per_epoch: int) -> li
             segments.append(Segment(epoch, epoch + 1, count, step))
             step += count
     return segments
+
+
+def check_steps_per_execution(steps_per_execution: int, steps_per_epoch: int, total_steps: int,
+                              start_step: int = 0) -> None:
+    """Raise UsageError unless `steps_per_execution` divides every fit epoch's length and start.
+
+    Keras runs `steps_per_execution` steps per call whatever is left of the epoch: an epoch of 16
+    steps at 3 per call trains 18, takes the next epoch's batches and miscounts the step."""
+    lengths = {"the steps per epoch": steps_per_epoch, "the run's total steps": total_steps}
+    if start_step:
+        lengths["the step it resumes from"] = start_step
+    uneven = [f"{name} ({value})" for name, value in lengths.items() if value % steps_per_execution]
+    if uneven:
+        common = math.gcd(*lengths.values())
+        divisors = [d for d in range(1, common + 1) if common % d == 0]
+        raise UsageError(
+            f"--steps_per_execution={steps_per_execution} does not divide {' and '.join(uneven)}: "
+            f"Keras runs {steps_per_execution} steps per call whatever is left of an epoch. "
+            f"Values that divide {', '.join(str(v) for v in lengths.values())}: "
+            f"{', '.join(map(str, divisors))}.")
 
 
 # --------------------------------------------------------------------------- files
@@ -552,6 +573,7 @@ def run(
     if finished and finished.get("steps", -1) >= config.total_steps:
         print(f"Already finished: {summary_line(finished)}", flush=True)
         return finished
+    check_steps_per_execution(config.steps_per_execution, config.steps_per_epoch, config.total_steps)
 
     write_dir = model_dir if distribution.is_chief else os.path.join(
         model_dir, f"worker-{distribution.task_id}")
@@ -585,6 +607,8 @@ def run(
         prepare_model(model, distribution)
         state = restore_latest(model, checkpoint_dir)
     start_step = int(state.get("step", 0))
+    check_steps_per_execution(config.steps_per_execution, config.steps_per_epoch, config.total_steps,
+                              start_step)
     if state and config.warmup is not None and state.get("warmup_ended_at") is not None:
         config.warmup.ended_at = int(state["warmup_ended_at"])
     wall_before = float(state.get("train_wall_s", 0.0))
