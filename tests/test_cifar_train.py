@@ -401,6 +401,26 @@ def test_validation_size_and_validation_per_class_together_is_a_one_line_error(t
         "error: --validation_size=10 and --validation_per_class=1: give one of them.")
 
 
+def test_train_on_all_trains_on_every_training_image_and_refuses_a_validation_split(tmp_path):
+    _require_fashion_mnist()
+    model_dir = tmp_path / "all"
+    helpers.check(helpers.run(*helpers.fashion_mnist_args(
+        model_dir, "--max_train_examples=256", "--max_test_examples=20", "--train_on_all",
+        "--batch_size=32", "--train_steps=1", "--eval_batch_size=100"), timeout=180))
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    assert (metadata["train_examples"], metadata["validation_examples"]) == (256, 0)
+    with open(model_dir / "metrics.csv") as f:
+        row = next(csv.DictReader(f))
+    assert row["val_error"] == "" and row["test_error"] != ""
+    for split in ("--validation_size=10", "--validation_per_class=3"):
+        result = helpers.run(*helpers.fashion_mnist_args(
+            tmp_path / "bad", "--max_train_examples=256", "--train_on_all", split), timeout=120)
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines()[-1] == (
+            f"error: --train_on_all and {split}: --train_on_all holds out no validation images; "
+            "give one or the other.")
+
+
 def test_validation_per_class_run_holds_out_that_many_images_per_class(tmp_path):
     _require_fashion_mnist()
     model_dir = tmp_path / "run"

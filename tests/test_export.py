@@ -517,6 +517,25 @@ def test_export_script_exits_with_a_clear_error_on_a_bad_base(tmp_path):
     assert "holds ['latest'], which are not version directories" in result.stderr
 
 
+def test_export_script_passes_its_pixel_limit_and_serving_base_path(tmp_path):
+    """--max_image_pixels reaches the signature's check; --serving_base_path, models.config."""
+    base = tmp_path / "saved_models" / "resnet20"
+    result = run_python(["training/export.py", "--model=resnet20", f"--export_base={base}",
+                         "--max_image_pixels=1000", "--serving_base_path=/srv/models"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = tf.saved_model.load(str(base / "1"))
+    crop = np.ascontiguousarray(photo("chelsea")[:32, :32])
+    assert serve(loaded, [encode(crop[:31, :32].copy(), "PNG")])["probabilities"].shape == (1, 10)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=(r"image_bytes\[0\] is too large: 32x32 \(HxW\) = 1024 pixels, more "
+                              r"than the limit of 1000 pixels")):
+        serve(loaded, [encode(crop, "PNG")])
+    config = model_server_config_pb2.ModelServerConfig()
+    text_format.Parse((base.parent / "models.config").read_text(), config)
+    assert [(c.name, c.base_path) for c in config.model_config_list.config] == [
+        ("resnet20", "/srv/models/resnet20")]
+
+
 def test_models_config_covers_every_exported_model(cifar, resnet18, saved_models):
     (saved_models / ".resnet20-export-staging").mkdir()  # an export in progress
     (saved_models / "README.md").write_text("layout")

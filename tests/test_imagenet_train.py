@@ -1,5 +1,6 @@
 """`training/imagenet.py` and `training/evaluate.py` as real processes on tiny photo sets."""
 
+import csv
 import json
 
 import keras
@@ -65,6 +66,30 @@ def test_resnet18_on_tfrecord_shards_over_two_replicas_then_evaluate_py(tmp_path
     evaluation = json.loads(output.read_text())
     assert sorted(evaluation) == ["10crop", "1crop"]
     assert evaluation["1crop"]["images"] == evaluation["10crop"]["images"] == 12
+
+    # the bare .keras file (no model_dir metadata) at a given crop size, on the first 5 images
+    subset = tmp_path / "subset.json"
+    check(run_script("evaluate", f"--model_path={model_dir / 'model.keras'}", "--image_size=64",
+                     f"--data_dir={data_dir}", "--modes=1crop", "--max_images=5", "--batch_size=6",
+                     f"--output={subset}"))
+    assert json.loads(subset.read_text())["1crop"]["images"] == 5
+
+
+def test_lr_boundary_epochs_divide_the_lr_by_10_there_and_bad_values_are_one_line_errors(tmp_path):
+    data_dir, model_dir = tmp_path / "data", tmp_path / "run"
+    make_photo_set(str(data_dir), "folder")  # 36 training images: 4 steps per epoch at batch 8
+    check(run_script("imagenet", *COMMON, f"--data_dir={data_dir}", f"--model_dir={model_dir}",
+                     "--train_steps=12", "--lr_boundary_epochs=1,2", "--eval_modes="))
+    with open(model_dir / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    base = 0.1 * 8 / 256  # --lr scaled linearly with the batch; no warm-up below batch 256
+    assert [int(r["step"]) for r in rows] == [4, 8, 12]
+    assert [float(r["lr"]) for r in rows] == pytest.approx([base, base / 10, base / 100])
+    for bad, message in (("2,1", "must increase"), ("x", "must be comma-separated integers")):
+        result = run_script("imagenet", *COMMON, f"--data_dir={data_dir}",
+                            f"--model_dir={tmp_path / 'bad'}", f"--lr_boundary_epochs={bad}")
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines()[-1] == f"error: --lr_boundary_epochs={bad}: {message}."
 
 
 def test_tpu_flag_reaches_the_resolver_and_no_tpu_is_a_clear_error(tmp_path):

@@ -72,6 +72,11 @@ def train() -> int:
     if FLAGS.validation_per_class is not None and FLAGS["validation_size"].present:
         raise UsageError(f"--validation_size={FLAGS.validation_size} and --validation_per_class="
                          f"{FLAGS.validation_per_class}: give one of them.")
+    split_flags = [f"--{name}={FLAGS[name].value}" for name in ("validation_size", "validation_per_class")
+                   if FLAGS[name].present]
+    if FLAGS.train_on_all and split_flags:
+        raise UsageError(f"--train_on_all and {' and '.join(split_flags)}: --train_on_all holds out "
+                         "no validation images; give one or the other.")
     if FLAGS.train_on_all:
         x_train, y_train, x_val, y_val = x_train, data.y_train, None, None
     elif FLAGS.validation_per_class is not None:
