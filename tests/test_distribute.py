@@ -33,6 +33,17 @@ def test_global_batch_must_divide_over_replicas():
         distribute.check_global_batch(130, 4, "mirrored")
 
 
+def test_num_gpus_beyond_the_visible_gpus_or_off_mirrored_is_a_clear_error():
+    import tensorflow as tf
+    visible = len(tf.config.list_logical_devices("GPU"))
+    with pytest.raises(distribute.DistributionError,
+                       match=rf"--num_gpus={visible + 1}, but only {visible} GPU\(s\) are visible"):
+        distribute.get_distribution("mirrored", num_gpus=visible + 1)
+    with pytest.raises(distribute.DistributionError,
+                       match=r"--num_gpus=1 applies to --strategy=mirrored only, not --strategy=one_device"):
+        distribute.get_distribution("one_device", num_gpus=1)
+
+
 def test_mirrored_over_2_cpu_devices_follows_the_single_device_loss_trajectory(tmp_path):
     single = helpers.run(*helpers.fashion_mnist_args(tmp_path / "single", *SMALL_RUN), timeout=300)
     helpers.check(single)

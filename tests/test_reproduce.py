@@ -142,6 +142,15 @@ def test_tiny_suite_resumes_after_sigkill_skips_finished_runs_and_reports_their_
             f"responses are smaller than plain-20's: ResNet-20 {means['ResNet-20']:.4f} vs. "
             f"plain-20 {means['plain-20']:.4f}" in section)
     assert "## `cifar_small`" in report and "Not run yet" in report.split("## `fmnist`")[1]
+    assert f"on {100:,} test images" in section  # Fig. 7 on the whole test set (default: up to 1,000)
+
+    # 4. --report_only rewrites the report from the same runs, without training; Fig. 7 on 7 images.
+    fourth = runner(*args, "--report_only", "--response_images=7")
+    helpers.check(fourth)
+    assert "finished, skipped" not in fourth.stdout and ": training (" not in fourth.stdout
+    assert files(runs / "tiny") == trained
+    again = (docs / "results.md").read_text()
+    assert "on 7 test images" in again[again.index("## `tiny`"):]
 
 
 def test_unknown_suite_is_a_flag_error_listing_the_suites(tmp_path):

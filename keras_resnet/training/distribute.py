@@ -158,6 +158,9 @@ def get_distribution(
     """
     if strategy not in STRATEGIES:
         raise DistributionError(f"--strategy={strategy!r}: unknown; allowed: {', '.join(STRATEGIES)}.")
+    if num_gpus and strategy != "mirrored":
+        raise DistributionError(f"--num_gpus={num_gpus} applies to --strategy=mirrored only, not "
+                                f"--strategy={strategy}.")
     split_cpu(num_cpu_devices)
     backend = keras.backend.backend()
     if backend == "jax":
