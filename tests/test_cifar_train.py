@@ -146,13 +146,18 @@ def _files(directory: Path) -> dict[str, bytes]:
             if p.is_file()}
 
 
+def _sixteen_step_epochs(model_dir: Path, *extra: str) -> list[str]:
+    """A ResNet-20 run of 512 training images at batch 32 (16 steps per epoch), every checkpoint
+    kept."""
+    return helpers.fashion_mnist_args(
+        model_dir, "--model=resnet20", "--max_train_examples=576", "--max_test_examples=200",
+        "--validation_size=64", "--batch_size=32", "--keep_checkpoints=100", *extra)
+
+
 def test_kill_9_mid_epoch_then_rerun_resumes_to_the_same_final_step(tmp_path):
     _require_fashion_mnist()
     model_dir = tmp_path / "killed"
-    args = helpers.fashion_mnist_args(
-        model_dir, "--model=resnet20", "--max_train_examples=576", "--max_test_examples=200",
-        "--validation_size=64", "--batch_size=32", "--train_steps=40", "--checkpoint_steps=5",
-        "--keep_checkpoints=100")  # 512 // 32 = 16 steps per epoch
+    args = _sixteen_step_epochs(model_dir, "--train_steps=40", "--checkpoint_steps=5")
     with open(tmp_path / "first.log", "w") as log:
         process = helpers.start(*args, stdout=log)
         deadline = time.time() + 300
@@ -206,10 +211,7 @@ def test_steps_per_execution_trains_exactly_the_steps_it_counts_and_resumes(tmp_
     optimizer's update count, and a resumed run goes on from it."""
     _require_fashion_mnist()
     model_dir = tmp_path / "spe4"
-    args = helpers.fashion_mnist_args(
-        model_dir, "--model=resnet20", "--max_train_examples=576", "--max_test_examples=200",
-        "--validation_size=64", "--batch_size=32", "--checkpoint_steps=8", "--keep_checkpoints=100",
-        "--steps_per_execution=4")  # 512 // 32 = 16 steps per epoch
+    args = _sixteen_step_epochs(model_dir, "--checkpoint_steps=8", "--steps_per_execution=4")
     helpers.check(helpers.run(*args, "--train_steps=40", timeout=300))
     with open(model_dir / "metrics.csv") as f:
         assert [int(r["step"]) for r in csv.DictReader(f)] == [16, 32, 40]
