@@ -423,6 +423,15 @@ def test_train_on_all_trains_on_every_training_image_and_refuses_a_validation_sp
             "give one or the other.")
 
 
+def test_lr_boundaries_that_do_not_increase_are_a_one_line_error(tmp_path):
+    _require_fashion_mnist()
+    result = helpers.run(*helpers.fashion_mnist_args(
+        tmp_path / "run", "--max_train_examples=256", "--validation_size=32",
+        "--lr_boundaries=48,32"), timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "error: --lr_boundaries=48,32: must increase."
+
+
 def test_validation_per_class_run_holds_out_that_many_images_per_class(tmp_path):
     _require_fashion_mnist()
     model_dir = tmp_path / "run"

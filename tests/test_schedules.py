@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from keras_resnet.training import schedules
+from keras_resnet.training.errors import UsageError
 from keras_resnet.training.trainer import plan_segments
 
 
@@ -36,6 +37,15 @@ def test_goyal_linear_scaling_and_gradual_warmup():
 
 def test_scaled_boundaries_keep_the_halves_and_quarters_of_the_run():
     assert schedules.scaled_boundaries([32000, 48000], 640, 64000) == [320, 480]
+
+
+def test_boundary_flags_must_be_positive_increasing_integers():
+    assert schedules.parse_boundaries("lr_boundaries", ["32000", "48000"]) == [32000, 48000]
+    for values, problem in ((["x"], "must be comma-separated integers"),
+                            (["-5"], "must be positive"), (["0", "10"], "must be positive"),
+                            (["48", "32"], "must increase"), (["32", "32"], "must increase")):
+        with pytest.raises(UsageError, match=rf"^--lr_boundaries={','.join(values)}: {problem}"):
+            schedules.parse_boundaries("lr_boundaries", values)
 
 
 def test_steps_for_rejects_both_train_steps_and_epochs():

@@ -92,7 +92,7 @@ def train() -> int:
     steps_per_epoch = len(x_train) // batch
     total_steps = schedules.steps_for(FLAGS.train_steps, FLAGS.epochs, steps_per_epoch,
                                       schedules.CIFAR_TOTAL_STEPS)
-    boundaries = [int(b) for b in FLAGS.lr_boundaries]
+    boundaries = schedules.parse_boundaries("lr_boundaries", FLAGS.lr_boundaries)
     if not FLAGS["lr_boundaries"].present and total_steps != schedules.CIFAR_TOTAL_STEPS:
         boundaries = schedules.scaled_boundaries(boundaries, total_steps, schedules.CIFAR_TOTAL_STEPS)
     schedule = schedules.cifar_schedule(FLAGS.lr, boundaries)

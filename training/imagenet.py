@@ -74,13 +74,7 @@ def main(argv: list[str]) -> int:
 
 
 def _schedule(steps_per_epoch: int) -> schedules.PiecewiseConstantWarmup:
-    try:
-        epochs = [int(e) for e in FLAGS.lr_boundary_epochs]
-    except ValueError:
-        raise ValueError(f"--lr_boundary_epochs={','.join(FLAGS.lr_boundary_epochs)}: must be "
-                         "comma-separated integers.") from None
-    if epochs != sorted(epochs):
-        raise ValueError(f"--lr_boundary_epochs={','.join(FLAGS.lr_boundary_epochs)}: must increase.")
+    epochs = schedules.parse_boundaries("lr_boundary_epochs", FLAGS.lr_boundary_epochs)
     return schedules.goyal_schedule(FLAGS.batch_size, steps_per_epoch, epochs,
                                     base_lr_per_256=FLAGS.lr, warmup_epochs=FLAGS.warmup_epochs)
 

@@ -230,6 +230,21 @@ class LearningRateController(keras.callbacks.Callback):
             logs["lr"] = float(self.lr_at(max(self._step() - 1, 0)))
 
 
+def parse_boundaries(flag: str, values: Sequence[str]) -> list[int]:
+    """A boundary flag's values (steps or epochs at which the lr is divided by 10) as positive,
+    increasing integers, or UsageError naming the flag and what it allows."""
+    given = f"--{flag}={','.join(values)}"
+    try:
+        boundaries = [int(v) for v in values]
+    except ValueError:
+        raise UsageError(f"{given}: must be comma-separated integers.") from None
+    if any(b <= 0 for b in boundaries):
+        raise UsageError(f"{given}: must be positive (the lr drops at these points of the run).")
+    if any(b >= c for b, c in zip(boundaries, boundaries[1:])):
+        raise UsageError(f"{given}: must increase.")
+    return boundaries
+
+
 def steps_for(total_steps: int | None, epochs: int | None, steps_per_epoch: int, default: int) -> int:
     """Total training steps from `--train_steps` or `--epochs` (at most one), else `default`."""
     if total_steps and epochs:
@@ -244,5 +259,5 @@ def steps_for(total_steps: int | None, epochs: int | None, steps_per_epoch: int,
 __all__ = [
     "CIFAR_BOUNDARIES", "CIFAR_TOTAL_STEPS", "WARMUP_DEPTH", "WARMUP_ERROR_THRESHOLD",
     "PiecewiseConstantWarmup", "cifar_schedule", "goyal_schedule", "scaled_boundaries",
-    "WarmupUntilError", "LearningRateController", "steps_for", "use_warmup",
+    "WarmupUntilError", "LearningRateController", "parse_boundaries", "steps_for", "use_warmup",
 ]
