@@ -33,15 +33,18 @@ def test_global_batch_must_divide_over_replicas():
         distribute.check_global_batch(130, 4, "mirrored")
 
 
-def test_num_gpus_beyond_the_visible_gpus_or_off_mirrored_is_a_clear_error():
+def test_num_gpus_beyond_the_visible_gpus_or_device_counts_off_mirrored_are_clear_errors():
     import tensorflow as tf
     visible = len(tf.config.list_logical_devices("GPU"))
     with pytest.raises(distribute.DistributionError,
                        match=rf"--num_gpus={visible + 1}, but only {visible} GPU\(s\) are visible"):
         distribute.get_distribution("mirrored", num_gpus=visible + 1)
     with pytest.raises(distribute.DistributionError,
-                       match=r"--num_gpus=1 applies to --strategy=mirrored only, not --strategy=one_device"):
+                       match=r"--num_gpus=1: for --strategy=mirrored only, not --strategy=one_device"):
         distribute.get_distribution("one_device", num_gpus=1)
+    with pytest.raises(distribute.DistributionError,
+                       match=r"--num_cpu_devices=2: for --strategy=mirrored only, not --strategy=default"):
+        distribute.get_distribution("default", num_cpu_devices=2)
 
 
 def test_mirrored_over_2_cpu_devices_follows_the_single_device_loss_trajectory(tmp_path):

@@ -158,8 +158,10 @@ def get_distribution(
     """
     if strategy not in STRATEGIES:
         raise DistributionError(f"--strategy={strategy!r}: unknown; allowed: {', '.join(STRATEGIES)}.")
-    if num_gpus and strategy != "mirrored":
-        raise DistributionError(f"--num_gpus={num_gpus} applies to --strategy=mirrored only, not "
+    device_counts = ([f"--num_gpus={num_gpus}"] if num_gpus else []) + (
+        [f"--num_cpu_devices={num_cpu_devices}"] if num_cpu_devices > 1 else [])
+    if device_counts and strategy != "mirrored":
+        raise DistributionError(f"{' and '.join(device_counts)}: for --strategy=mirrored only, not "
                                 f"--strategy={strategy}.")
     split_cpu(num_cpu_devices)
     backend = keras.backend.backend()
