@@ -842,16 +842,14 @@ class Run:
         self.resolve_precisions()
 
     def resolve_precisions(self) -> None:
-        """--precisions' `auto` is the trainers' precision on this machine (`--mixed_precision=auto`
-        of the Keras worker); the goals are measured in it where it ran, else in float32."""
+        """`auto` in --precisions and --threads_precisions is the trainers' precision on this
+        machine (`--mixed_precision=auto` of the Keras worker), and a precision named twice runs
+        once; the goals are measured in it where it ran, else in float32."""
         trainers = self.result["versions"].get(self.s["backends"][0], {}).get(
             "trainers_precision", "float32")
-        precisions = []
-        for precision in self.s["precisions"]:
-            precision = trainers if precision == "auto" else precision
-            if precision not in precisions:
-                precisions.append(precision)
-        self.s["precisions"] = precisions
+        for name in ("precisions", "threads_precisions"):
+            self.s[name] = list(dict.fromkeys(trainers if p == "auto" else p for p in self.s[name]))
+        precisions = self.s["precisions"]
         self.result["trainers_precision"] = trainers
         self.result["goal_precision"] = trainers if trainers in precisions else (
             "float32" if "float32" in precisions else precisions[0])
@@ -1037,9 +1035,7 @@ class Run:
             self.result["threads"] = {"skipped": "thread settings are TensorFlow's"}
             return
         net, batch, workers, contenders = self.s["threads_net"], self.s["cifar_batch"], {}, []
-        trainers = self.result["trainers_precision"]
-        precisions = list(dict.fromkeys(trainers if p == "auto" else p
-                                        for p in self.s["threads_precisions"]))
+        trainers, precisions = self.result["trainers_precision"], self.s["threads_precisions"]
         try:
             for setting in self.s["thread_settings"]:
                 inter, intra, variables = parse_thread_setting(setting)
