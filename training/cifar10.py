@@ -69,14 +69,11 @@ def train() -> int:
     if FLAGS.pad_to_32 and x_train.shape[1] < 32:
         padded_from = [int(v) for v in x_train.shape[1:3]]
         x_train, x_test = cifar_data.pad_to(x_train, 32), cifar_data.pad_to(x_test, 32)
-    if FLAGS.validation_per_class is not None and FLAGS["validation_size"].present:
-        raise UsageError(f"--validation_size={FLAGS.validation_size} and --validation_per_class="
-                         f"{FLAGS.validation_per_class}: give one of them.")
-    split_flags = [f"--{name}={FLAGS[name].value}" for name in ("validation_size", "validation_per_class")
-                   if FLAGS[name].present]
-    if FLAGS.train_on_all and split_flags:
-        raise UsageError(f"--train_on_all and {' and '.join(split_flags)}: --train_on_all holds out "
-                         "no validation images; give one or the other.")
+    split_choices = (["--train_on_all"] if FLAGS.train_on_all else []) + [
+        f"--{name}={FLAGS[name].value}" for name in ("validation_size", "validation_per_class")
+        if FLAGS[name].present]
+    if len(split_choices) > 1:  # each chooses the validation split (--train_on_all: none)
+        raise UsageError(f"{' and '.join(split_choices)}: give one of them.")
     if FLAGS.train_on_all:
         x_train, y_train, x_val, y_val = x_train, data.y_train, None, None
     elif FLAGS.validation_per_class is not None:
