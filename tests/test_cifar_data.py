@@ -204,6 +204,46 @@ def test_augmentation_is_a_4_pixel_padded_random_crop_and_flip(backend):
     assert len(set(offsets)) > 20, "offsets vary per image"
 
 
+@pytest.mark.parametrize("backend", ["numpy", "tensorflow"])
+def test_augmentation_border_is_zero_after_mean_subtraction(backend):
+    """With `fill` = the mean image, every border pixel of a crop (flipped or not) is the mean at
+    its output position, so the model's SubtractMean makes it 0; the rest is the image's crop."""
+    rng = np.random.default_rng(8)
+    images = rng.integers(0, 256, (48, 32, 32, 3), dtype=np.uint8)
+    mean = rng.uniform(60, 180, (32, 32, 3)).astype(np.float32) + 0.25  # never an integer
+    if backend == "numpy":
+        out = cifar_data.augment_numpy(images, np.random.default_rng(0), fill=mean)
+    else:
+        tf = pytest.importorskip("tensorflow")
+        out = cifar_data.augment_tf(tf.constant(images), tf.constant([0, 1], tf.int64),
+                                    fill=mean).numpy()
+    inside = np.pad(np.ones((32, 32, 1), bool), ((4, 4), (4, 4), (0, 0)))
+    borders = 0
+    for source, crop in zip(images, out):
+        padded = np.pad(source, ((4, 4), (4, 4), (0, 0))).astype(np.float32)
+        candidates = []
+        for dy in range(9):
+            for dx in range(9):
+                for flip in (False, True):
+                    view = (slice(dy, dy + 32), slice(dx, dx + 32, None))
+                    pixels, mask = padded[view], inside[view]
+                    if flip:
+                        pixels, mask = pixels[:, ::-1], mask[:, ::-1]
+                    candidates.append((np.where(mask, pixels, mean), mask))
+        match = [mask for expected, mask in candidates if np.array_equal(expected, crop)]
+        assert match, "output is not a crop whose border is the mean image"
+        borders += int((~match[0]).sum())
+        assert np.all((crop - mean)[~match[0][..., 0]] == 0)
+    assert borders > 0, "some crops reach into the border"
+
+
+def test_border_fill_is_the_mean_for_cifar_and_black_for_fashion_mnist():
+    mean = np.full((32, 32, 3), 120.0, np.float32)
+    assert cifar_data.border_fill("cifar10", mean) is mean
+    assert cifar_data.border_fill("cifar100", mean) is mean
+    assert cifar_data.border_fill("fashion_mnist", mean) is None
+
+
 def test_batch_order_is_a_pure_function_of_the_step():
     full = cifar_data.batch_indices(100, 16, seed=3, first_step=0, num_steps=25)
     for epoch in range(4):  # each epoch of the stream is a permutation

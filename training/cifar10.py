@@ -83,6 +83,7 @@ def train() -> int:
         x_train, y_train, x_val, y_val = cifar_data.split_validation(
             x_train, data.y_train, FLAGS.validation_size)
     mean = cifar_data.mean_image(x_train)
+    fill = cifar_data.border_fill(FLAGS.dataset, mean)
     batch = FLAGS.batch_size
     if len(x_train) < batch:
         raise UsageError(f"--batch_size={batch} is larger than the {len(x_train)} training images.")
@@ -114,11 +115,11 @@ def train() -> int:
     if distribute.keras_backend() == "tensorflow":
         def train_input(first_step, num_steps):
             return cifar_data.tf_train_dataset(x_train, y_train, batch, seed, first_step,
-                                               num_steps, FLAGS.augment)
+                                               num_steps, FLAGS.augment, fill)
     else:
         def train_input(first_step, num_steps):
             return cifar_data.numpy_train_sequence(x_train, y_train, batch, seed, first_step,
-                                                   num_steps, FLAGS.augment)
+                                                   num_steps, FLAGS.augment, fill)
 
     config = trainer.TrainConfig(
         model_dir=FLAGS.model_dir, total_steps=total_steps, steps_per_epoch=steps_per_epoch,
@@ -132,6 +133,7 @@ def train() -> int:
                   "class_names": data.class_names, "image_size": list(image_shape[:2]),
                   "channels": int(image_shape[2]), "padded_from": padded_from,
                   "eval_resize": None, "mean": "pixel",
+                  "augment_border": "black" if fill is None else "mean image",
                   "data_source": FLAGS.data_source, "train_examples": len(x_train),
                   "validation_examples": 0 if x_val is None else len(x_val),
                   "test_examples": len(x_test)},

@@ -148,6 +148,20 @@ SUITES: dict[str, Suite] = {s.name: s for s in (
         fig7="fig7_layer_responses",
     ),
     Suite(
+        name="cifar_8k",
+        title="Plain vs. residual nets, 20 and 56 layers, on all of CIFAR-10, 1/8 of the schedule",
+        models=("plain20", "plain56", "resnet20", "resnet56"),
+        # The paper's data and recipe (45k/5k split, 500 validation images per class; lr 0.1
+        # divided by 10 at 50% and 75%) for 8,000 iterations, 1/8 of its 64k; the trainers'
+        # precision (`auto`). Wall time per net: results/cifar_8k/README.md.
+        data=DataSpec("cifar10", "CIFAR-10 (JPEG q75 copy)", validation_per_class=500),
+        train_flags={"train_steps": 8000, "batch_size": 128, "lr": 0.1, "weight_decay": 1e-4,
+                     "momentum": 0.9, "augment": True, "checkpoint_steps": 500},
+        claims=_cifar_claims((20, 56)),
+        budget="about 4 hours on a 2-core CPU machine",
+        fig7="fig7_cifar_8k",
+    ),
+    Suite(
         name="fmnist",
         title="ResNet-20 on all of Fashion-MNIST",
         models=("resnet20",),

@@ -299,24 +299,39 @@ def batch_indices(num_examples: int, batch: int, seed: int, first_step: int,
     return stream[offset: offset + stop - start].reshape(num_steps, batch)
 
 
+def border_fill(dataset: str, mean: np.ndarray) -> np.ndarray | None:
+    """What the augmentation's 4-pixel border shows (Sec. 4.2 pads after mean subtraction).
+
+    CIFAR: the per-pixel mean image, so that the border is 0 once the model subtracts the mean,
+    as in the paper's setup. Fashion-MNIST: None, i.e. black, its own background (and the colour
+    of the 28 -> 32 padding)."""
+    return None if dataset == "fashion_mnist" else mean
+
+
 def augment_numpy(images: np.ndarray, rng: np.random.Generator, pad: int = PAD,
-                  flip: bool = True) -> np.ndarray:
-    """Sec. 4.2: zero-pad by `pad`, random crop back to the original size, random horizontal
-    flip; float32 raw pixels."""
+                  flip: bool = True, fill: np.ndarray | None = None) -> np.ndarray:
+    """Sec. 4.2: pad by `pad`, random crop back to the original size, random horizontal flip;
+    float32 raw pixels. The border is `fill[i, j]` at output pixel (i, j) (an (H, W, C) image,
+    see `border_fill`), or 0 if `fill` is None."""
     n, h, w, _ = images.shape
     padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
     dy = rng.integers(0, 2 * pad + 1, n)
     dx = rng.integers(0, 2 * pad + 1, n)
     rows = dy[:, None] + np.arange(h)[None, :]
     cols = dx[:, None] + np.arange(w)[None, :]
-    out = padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    out = padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]].astype(np.float32)
     if flip:
         flips = rng.random(n) < 0.5
         out[flips] = out[flips, :, ::-1]
-    return out.astype(np.float32)
+        cols = np.where(flips[:, None], cols[:, ::-1], cols)
+    if fill is not None:
+        inside = (((rows >= pad) & (rows < pad + h))[:, :, None]
+                  & ((cols >= pad) & (cols < pad + w))[:, None, :])
+        out = np.where(inside[..., None], out, np.asarray(fill, np.float32)[None])
+    return out
 
 
-def augment_tf(images, seed, pad: int = PAD, flip: bool = True):
+def augment_tf(images, seed, pad: int = PAD, flip: bool = True, fill: np.ndarray | None = None):
     """`augment_numpy` in TensorFlow ops, with stateless randomness from `seed` (shape [2])."""
     import tensorflow as tf
 
@@ -327,16 +342,22 @@ def augment_tf(images, seed, pad: int = PAD, flip: bool = True):
     rows = offsets[:, :1] + tf.range(h)[None, :]
     cols = offsets[:, 1:] + tf.range(w)[None, :]
     out = tf.gather(padded, rows, axis=1, batch_dims=1)
-    out = tf.gather(out, cols, axis=2, batch_dims=1)
+    out = tf.cast(tf.gather(out, cols, axis=2, batch_dims=1), tf.float32)
     if flip:
         flips = tf.random.stateless_uniform([n], seed + [0, 1]) < 0.5
         out = tf.where(flips[:, None, None, None], tf.reverse(out, axis=[2]), out)
-    return tf.cast(out, tf.float32)
+        cols = tf.where(flips[:, None], tf.reverse(cols, axis=[1]), cols)
+    if fill is not None:
+        inside = (((rows >= pad) & (rows < pad + h))[:, :, None]
+                  & ((cols >= pad) & (cols < pad + w))[:, None, :])
+        out = tf.where(inside[..., None], out, tf.constant(fill, tf.float32)[None])
+    return out
 
 
 def tf_train_dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int, first_step: int,
-                     num_steps: int, augment: bool = True):
-    """tf.data of the global batches of steps [first_step, first_step + num_steps)."""
+                     num_steps: int, augment: bool = True, fill: np.ndarray | None = None):
+    """tf.data of the global batches of steps [first_step, first_step + num_steps); `fill`: the
+    augmentation's border (`border_fill`)."""
     import tensorflow as tf
 
     indices = batch_indices(len(x), batch, seed, first_step, num_steps)
@@ -346,7 +367,8 @@ def tf_train_dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int, first_
     def make_batch(index, step):
         batch_images = tf.gather(images, index)
         if augment:
-            out = augment_tf(batch_images, tf.stack([tf.constant(seed, tf.int64), step]))
+            out = augment_tf(batch_images, tf.stack([tf.constant(seed, tf.int64), step]),
+                             fill=fill)
         else:
             out = tf.cast(batch_images, tf.float32)
         return out, tf.gather(labels, index)
@@ -385,7 +407,7 @@ def tf_eval_dataset(x: np.ndarray, y: np.ndarray, batch: int):
 
 
 def numpy_train_sequence(x: np.ndarray, y: np.ndarray, batch: int, seed: int, first_step: int,
-                         num_steps: int, augment: bool = True):
+                         num_steps: int, augment: bool = True, fill: np.ndarray | None = None):
     """A keras.utils.PyDataset of the same batches as `tf_train_dataset` (numpy augmentation),
     for the JAX backend without TensorFlow."""
     import keras
@@ -398,7 +420,7 @@ def numpy_train_sequence(x: np.ndarray, y: np.ndarray, batch: int, seed: int, fi
             step = first_step + index
             rows = batch_indices(len(x), batch, seed, step, 1)[0]
             if augment:
-                images = augment_numpy(x[rows], np.random.default_rng([seed, step]))
+                images = augment_numpy(x[rows], np.random.default_rng([seed, step]), fill=fill)
             else:
                 images = x[rows].astype(np.float32)
             return images, y[rows]
