@@ -1,4 +1,4 @@
-"""The reproduction runner `training/reproduce.py` (issue 9) end to end on its tiny suite: real
+"""The reproduction runner `training/reproduce.py` end to end on its tiny suite: real
 trainer processes on a class-balanced subset of the CIFAR-10 JPEG copy, a real SIGKILL, and the
 report (Sec. 4.2's Table 6 columns, Fig. 6, Fig. 7) written from the runs' own files."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -49,9 +50,16 @@ def _require_data():
         pytest.fail(f"{helpers.CIFAR_JPEG_TAR} missing (the shared/ folder beside the repo)")
 
 
-def test_tiny_suite_resumes_after_sigkill_skips_finished_runs_and_reports_their_numbers(tmp_path):
-    runs, docs = tmp_path / "runs", tmp_path / "docs"
-    args = ["--suite=tiny", f"--runs_dir={runs}", f"--docs_dir={docs}"]
+def row_cells(section: str, name: str) -> list[str]:
+    row = next(line for line in section.splitlines() if line.startswith(f"| {name} |"))
+    return [c.strip() for c in row.strip("|").split("|")]
+
+
+def test_tiny_suite_resumes_records_and_reports(tmp_path):
+    """Killed mid-run, restarted: it resumes, records each finished run (ours and the PyTorch
+    reference) in results/, and writes the report from those records alone."""
+    runs, docs, records = tmp_path / "runs", tmp_path / "docs", tmp_path / "results"
+    args = ["--suite=tiny", f"--runs_dir={runs}", f"--docs_dir={docs}", f"--results_dir={records}"]
     plain, resnet = runs / "tiny" / "plain20", runs / "tiny" / "resnet20"
 
     # 1. Killed (runner and trainer, SIGKILL) after the first epoch's checkpoint of the first run.
@@ -67,7 +75,7 @@ def test_tiny_suite_resumes_after_sigkill_skips_finished_runs_and_reports_their_
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
     assert not (plain / "results.json").exists(), "the run finished before the kill"
-    assert not resnet.exists()
+    assert not resnet.exists() and not records.exists()
     killed_at = max(int(p.stem.split("-")[1]) for p in (plain / "checkpoints").glob("*.json"))
     assert 9 <= killed_at < TINY_STEPS
 
@@ -77,8 +85,8 @@ def test_tiny_suite_resumes_after_sigkill_skips_finished_runs_and_reports_their_
         counts = [len(list(d.glob("*.jpg"))) for d in sorted((data / split).iterdir())]
         assert counts == [per_class] * 10, (split, counts)
 
-    # 2. Restarted with the same flags: the killed run resumes, the second one trains.
-    second = runner(*args, "--noreport")
+    # 2. Restarted with the same flags: the killed run resumes, the others train; all recorded.
+    second = runner(*args, "--noreport", "--response_images=7")
     helpers.check(second)
     assert "Using prepared data" in second.stdout
     assert f"Resuming from step {killed_at}" in second.stdout
@@ -90,31 +98,42 @@ def test_tiny_suite_resumes_after_sigkill_skips_finished_runs_and_reports_their_
         rows = metrics(model_dir)
         assert [int(r["step"]) for r in rows] == [9, 18, 27]
         np.testing.assert_allclose([r["lr"] for r in rows], [0.1, 0.01, 0.001])
-    trained = files(runs / "tiny")
+    for run in ("plain20", "resnet20", "torch_resnet20"):
+        record = records / "tiny" / run
+        for name in ("results.json", "metrics.csv", "metadata.json"):
+            assert (record / name).read_bytes() == (runs / "tiny" / run / name).read_bytes()
+        ours = not run.startswith("torch_")
+        assert (record / "responses.csv").exists() == ours
+        assert (record / "weights.json").exists() == ours
+    torch_results = helpers.results(records / "tiny" / "torch_resnet20")
     assert not docs.exists()
 
-    # 3. Again: both runs are skipped untouched, and the report is written from their files.
+    # 3. The model_dirs are gone (another machine): the runs are skipped as recorded, and the
+    # report is written from the committed records alone.
+    shutil.rmtree(runs)
     third = runner(*args)
     helpers.check(third)
-    assert "plain20: finished, skipped" in third.stdout
-    assert "resnet20: finished, skipped" in third.stdout
-    assert "Resuming" not in third.stdout and ": training (" not in third.stdout
-    assert files(runs / "tiny") == trained
+    for run in ("plain20", "resnet20", "torch_resnet20"):
+        assert f"{run}: recorded, skipped" in third.stdout
+    assert ": training (" not in third.stdout and not runs.exists()
 
     report = (docs / "results.md").read_text()
     section = report[report.index("## `tiny`"):]
-    for name, model_dir, results in (("plain-20", plain, plain_results),
-                                     ("ResNet-20", resnet, resnet_results)):
-        rows = metrics(model_dir)
+    for name, run, results in (("plain-20", "plain20", plain_results),
+                               ("ResNet-20", "resnet20", resnet_results)):
+        rows = metrics(records / "tiny" / run)
         best = min(rows, key=lambda r: (r["val_error"], r["epoch"]))
-        row = next(line for line in section.splitlines() if line.startswith(f"| {name} |"))
-        cells = [c.strip() for c in row.strip("|").split("|")]
+        cells = row_cells(section, name)
         assert cells[1:5] == ["20", "269,722", percent(rows[-1]["train_error"]),
-                              percent(results["test_error"])], row
+                              percent(results["test_error"])], cells
         assert cells[5] == (f"{int(best['epoch'])} ({percent(best['val_error'])} / "
-                            f"{percent(best['test_error'])})"), row
+                            f"{percent(best['test_error'])})"), cells
         assert cells[6] == str(TINY_STEPS) and cells[7] == f"{results['train_wall_s'] / 60:.1f} min"
-    assert "| 8.75% |" in section.split("| ResNet-20 |")[1].splitlines()[0]  # Table 6
+        assert cells[9] == "none" and cells[11] in ("8.75%", "Fig. 6 curves only")
+    torch_rows = metrics(records / "tiny" / "torch_resnet20")
+    assert row_cells(section, "ResNet-20")[10] == (
+        f"{percent(torch_rows[-1]['train_error'])} / {percent(torch_results['test_error'])}")
+    assert row_cells(section, "ResNet-20 (PyTorch)")[4] == percent(torch_results["test_error"])
     assert "300 training images" in section and "27 iterations of batch 32" in section
 
     for png in ("fig6_tiny_plain.png", "fig6_tiny_resnet.png", "fig7_layer_responses_tiny.png"):
@@ -131,33 +150,31 @@ def test_tiny_suite_resumes_after_sigkill_skips_finished_runs_and_reports_their_
         assert min(stds) > 0
         assert sorted(int(r["sorted_rank"]) for r in layers) == list(range(1, 20))
         means[name] = float(np.mean(stds))
+    assert "on 7 test images" in section
 
     # The claims' verdicts follow from the same numbers.
-    train_lower = metrics(resnet)[-1]["train_error"] < metrics(plain)[-1]["train_error"]
+    train_lower = (metrics(records / "tiny" / "resnet20")[-1]["train_error"]
+                   < metrics(records / "tiny" / "plain20")[-1]["train_error"])
     assert (f"- **{'shown' if train_lower else 'not shown'}**: ResNet-20 ends with a lower "
-            f"training error than plain-20: ResNet-20 {percent(metrics(resnet)[-1]['train_error'])}"
-            in section)
+            f"training error than plain-20: ResNet-20 "
+            f"{percent(metrics(records / 'tiny' / 'resnet20')[-1]['train_error'])}" in section)
     response_lower = means["ResNet-20"] < means["plain-20"]
     assert (f"- **{'shown' if response_lower else 'not shown'}**: Fig. 7: ResNet-20's 3x3 "
             f"responses are smaller than plain-20's: ResNet-20 {means['ResNet-20']:.4f} vs. "
             f"plain-20 {means['plain-20']:.4f}" in section)
-    assert "## `cifar_small`" in report and "Not run yet" in report.split("## `fmnist`")[1]
-    assert f"on {100:,} test images" in section  # Fig. 7 on the whole test set (default: up to 1,000)
-
-    # 4. --report_only rewrites the report from the same runs, without training; Fig. 7 on 7 images.
-    fourth = runner(*args, "--report_only", "--response_images=7")
-    helpers.check(fourth)
-    assert "finished, skipped" not in fourth.stdout and ": training (" not in fourth.stdout
-    assert files(runs / "tiny") == trained
-    again = (docs / "results.md").read_text()
-    assert "on 7 test images" in again[again.index("## `tiny`"):]
+    apart = abs(resnet_results["test_error"] - torch_results["test_error"])
+    assert (f"within 50.0 points of the same net trained in PyTorch: ResNet-20 "
+            f"{percent(resnet_results['test_error'])} vs. ResNet-20 (PyTorch) "
+            f"{percent(torch_results['test_error'])}, {100 * apart:.2f} points apart" in section)
+    assert "Not run yet" in report.split("## `fmnist`")[1]
+    assert "## `cifar_small`" not in report
 
 
 def test_unknown_suite_is_a_flag_error_listing_the_suites(tmp_path):
     result = runner("--suite=cifar_huge", f"--runs_dir={tmp_path}", timeout=120)
     assert result.returncode != 0
     message = next(line for line in result.stderr.splitlines() if "--suite=cifar_huge" in line)
-    for suite in ("cifar_small", "fmnist", "paper"):
+    for suite in ("cifar_8k", "fmnist", "paper"):
         assert suite in message, message
 
 
@@ -165,7 +182,8 @@ def test_a_model_outside_the_suite_is_refused_naming_the_allowed_models(tmp_path
     result = runner("--suite=tiny", "--models=resnet56", f"--runs_dir={tmp_path}", timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        "error: --models=resnet56: resnet56 not in suite 'tiny'; allowed: plain20, resnet20.")
+        "error: --models=resnet56: resnet56 not in suite 'tiny'; allowed: plain20, resnet20, "
+        "torch_resnet20.")
     assert not any(tmp_path.iterdir())
 
 
