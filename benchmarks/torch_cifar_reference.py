@@ -17,8 +17,11 @@ Its own recipe's defaults are PyTorch's usual ones; each flag switches one to ou
                                   zero bias, Keras's Dense default, as ours.
   --precision=float32|bfloat16    bfloat16: CPU autocast.
 BN is PyTorch's default, which is ours: momentum 0.1 (Keras 0.9), epsilon 1e-5 (its running
-variance is unbiased, ours biased: a factor of at most 1 + 1.2e-4 at batch 128). Reported losses
-are the cross-entropy alone (our trainer's also hold the L2 term).
+variance is unbiased, ours biased: a factor of at most 1 + 1.2e-4 at batch 128). Left as they
+are: PyTorch's SGD keeps momentum in gradient units (b = 0.9 b + g, w -= lr b), Keras's in
+step units (v = 0.9 v - lr g, w += v): the same updates at a constant lr, but after each lr drop
+Keras's velocity still carries the old lr for a few dozen steps. Reported losses are the
+cross-entropy alone (our trainer's also hold the L2 term).
 
     python benchmarks/torch_cifar_reference.py --model=resnet56 \\
         --data_dir=runs/data/cifar10-jpeg_poolall_testall_seed0/cifar10-jpeg \\
@@ -35,7 +38,6 @@ other recipe flags is refused, untouched.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -80,7 +82,7 @@ def import_cifar_data() -> types.ModuleType:
     return cifar_data
 
 
-def build_net(torch, model: str, classifier_init: str, seed: int):
+def build_net(torch: Any, model: str, classifier_init: str, seed: int) -> Any:
     """The CIFAR net of Sec. 4.2 with He-normal conv weights (untruncated N(0, 2 / fan_in), as
     ours) and the fc layer initialised by `classifier_init` (torch or glorot)."""
     from train_throughput import torch_cifar_resnet  # benchmarks/: the one import of that module
@@ -97,7 +99,7 @@ def build_net(torch, model: str, classifier_init: str, seed: int):
     return net.to(memory_format=torch.channels_last)
 
 
-def make_optimizer(torch, net, recipe: dict):
+def make_optimizer(torch: Any, net: Any, recipe: dict) -> Any:
     """SGD with momentum; weight decay on every parameter (`all`) or on conv and fc weights."""
     decayed = list(net.parameters())
     if recipe["weight_decay_on"] == "kernels":
@@ -110,12 +112,13 @@ def make_optimizer(torch, net, recipe: dict):
     return torch.optim.SGD(groups, lr=recipe["lr"], momentum=recipe["momentum"])
 
 
-def as_input(torch, images, mean):
+def as_input(torch: Any, images: Any, mean: Any) -> Any:
     """Raw float32 NHWC pixels minus the mean image, as an NCHW tensor in channels_last."""
     return torch.from_numpy(images - mean).permute(0, 3, 1, 2)
 
 
-def evaluate(torch, net, x, y, mean, batch: int, bf16: bool) -> tuple[float, float]:
+def evaluate(torch: Any, net: Any, x: Any, y: Any, mean: Any, batch: int,
+             bf16: bool) -> tuple[float, float]:
     """(mean cross-entropy, error) of the net in inference mode (BN's moving statistics)."""
     import numpy as np
 
@@ -148,7 +151,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def hardware(torch) -> dict:
+def hardware(torch: Any) -> dict:
     """The CPU and its load as training ends, for results.json."""
     cpu_model = platform.processor() or platform.machine()
     if os.path.exists("/proc/cpuinfo"):
