@@ -27,6 +27,9 @@ cross-entropy alone (our trainer's also hold the L2 term).
         --data_dir=runs/data/cifar10-jpeg_poolall_testall_seed0/cifar10-jpeg \\
         --model_dir=runs/cifar_8k/torch_resnet56 --checkpoint_steps=500
 
+Add --threads=1 where another job shares the cores: beside a TensorFlow training on 2 cores,
+PyTorch's 2 OpenMP threads (they wait for each other) trained ResNet-20 6x slower than 1 thread.
+
 This driver (the project's Python) loads and splits the images once into model_dir/data.npz
 (uint8 arrays, labels, mean image; deleted when the run finishes), then replaces itself
 (os.execv) by the PyTorch worker under --torch_python, which reads keras_resnet's pure-numpy
@@ -336,7 +339,7 @@ def prepare(flag_values: dict) -> dict | None:
             data = cifar_data.load("cifar10", "folder", flag_values["data_dir"],
                                    recipe["max_train_examples"], recipe["max_test_examples"])
             x_train, y_train, x_val, y_val = cifar_data.split_validation_per_class(
-                data.x_train, data.y_train, recipe["validation_per_class"], recipe["seed"])
+                data.x_train, data.y_train, recipe["validation_per_class"])  # seed 0, as ours
         except cifar_data.DataError as error:  # a keras_resnet UsageError: one line, not ours
             raise UsageError(str(error)) from None
         if len(x_train) < batch:
@@ -415,7 +418,8 @@ if __name__ == "__main__":
                        lower_bound=0.0)
     flags.DEFINE_float("momentum", 0.9, "SGD momentum.", lower_bound=0.0)
     flags.DEFINE_float("weight_decay", 1e-4, "SGD weight decay.", lower_bound=0.0)
-    flags.DEFINE_integer("seed", 0, "Seed of the split, weights, batch order and augmentation.")
+    flags.DEFINE_integer("seed", 0, "Seed of the weights, batch order and augmentation (the "
+                         "split is seed 0's whatever the seed, as in training/cifar10.py).")
     flags.DEFINE_integer("validation_per_class", 500, "Training images of each class held out "
                          "for validation (0: none).", lower_bound=0)
     flags.DEFINE_integer("max_train_examples", None, "A random subset of the training images.",
