@@ -138,8 +138,8 @@ def run_flags(suite: Suite, model: str) -> dict:
     run (torch_MODEL) gets the PyTorch trainer's recipe flags."""
     if model.startswith(TORCH_PREFIX):
         recipe = {k: v for k, v in suite.train_flags.items()
-                  if k in ("train_steps", "epochs", "batch_size", "lr", "weight_decay",
-                           "momentum")}
+                  if k in ("train_steps", "batch_size", "lr", "weight_decay", "momentum",
+                           "checkpoint_steps")}
         return {"model": model[len(TORCH_PREFIX):], "seed": suite.data.seed,
                 "validation_per_class": suite.data.validation_per_class, **recipe}
     run = {"model": model, "dataset": suite.data.dataset, "seed": suite.data.seed, "verbose": 2}
