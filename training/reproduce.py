@@ -58,6 +58,8 @@ flags.DEFINE_string("cifar_tar", str(CIFAR_JPEG_TAR), "The CIFAR-10 JPEG copy (.
 flags.DEFINE_string("fashion_mnist_dir", FASHION_MNIST_DIR, "Fashion-MNIST's idx .gz files.")
 flags.DEFINE_string("torch_python", "/usr/bin/python3", "A Python with PyTorch, for the suite's "
                     "PyTorch references.")
+flags.DEFINE_integer("torch_threads", 0, "PyTorch's threads in the references (0: one per core; "
+                     "1 beside another training on the same cores).", lower_bound=0)
 flags.DEFINE_bool("report", True, "Write the report after training.")
 flags.DEFINE_bool("report_only", False, "Only write the report from the existing records.")
 flags.DEFINE_integer("response_images", 1000, "Test images for Fig. 7's layer responses "
@@ -202,7 +204,7 @@ def train_suite(suite: Suite, models: list[str], runs_dir: Path, results_dir: Pa
             if model.startswith(TORCH_PREFIX):
                 script = TORCH_TRAINER
                 paths = {"data_dir": data[1], "model_dir": str(model_dir),
-                         "torch_python": FLAGS.torch_python}
+                         "torch_python": FLAGS.torch_python, "threads": FLAGS.torch_threads}
             else:
                 script = TRAINER
             process = subprocess.run(command_line(script, {**runs[model], **paths}), cwd=REPO,
