@@ -44,7 +44,7 @@ def build_resnet(
             f'"Data format"); set keras.config.set_image_data_format("channels_last").'
         )
     inputs, x = _inputs(spec, input_tensor, input_shape)
-    located = None if weights is None else pretrained.locate(weights, spec.name, include_top)
+    source = None if weights is None else pretrained.locate(weights, spec.name, include_top)
     options = blocks.LayerOptions(weight_decay=weight_decay, zero_init_residual=zero_init_residual)
 
     x = _stem(spec, x, options)
@@ -77,8 +77,8 @@ def build_resnet(
     # Keras walks the layer graph recursively: ResNet-1202 (~4,000 layers) needs a deeper stack.
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 20 * sum(spec.repeats) + 1000))
     model = keras.Model(inputs, x, name=name or _default_name(spec, preact))
-    if located is not None:
-        pretrained.load_located(model, *located)
+    if source is not None:
+        pretrained.load_source(model, source)
     return model
 
 

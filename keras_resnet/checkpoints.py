@@ -36,13 +36,12 @@ _UNIT = re.compile(r"layer(?P<stage>\d+)\.(?P<block>\d+)\."
 class Checkpoint:
     """Weights of another library's file as {(our layer name, our weight name): value}.
 
-    `keys` names each value's tensor in the file and its shape there (for errors); `mode` is the
-    input preprocessing the weights expect (keras_resnet.preprocessing); `stride_in` is where the
-    file's bottleneck units downsample: "1x1" (the paper's layout) or "3x3" (ResNet v1.5).
+    `keys` names each value's tensor in the file and its shape there (for errors); `stride_in` is
+    where the file's bottleneck units downsample: "1x1" (the paper's layout) or "3x3" (ResNet
+    v1.5).
     """
 
     kind: str
-    mode: str
     stride_in: str
     tensors: dict[tuple[str, str], np.ndarray] = dataclasses.field(default_factory=dict)
     keys: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
@@ -84,7 +83,7 @@ def is_keras_applications_h5(file: h5py.File) -> bool:
 
 def read_keras_applications_h5(path: str | os.PathLike) -> Checkpoint:
     """A keras.applications ResNet `.h5` as our layers' weights, conv biases folded into BN."""
-    checkpoint = Checkpoint("keras.applications ResNet .h5", "caffe", "1x1")
+    checkpoint = Checkpoint("keras.applications ResNet .h5", "1x1")
     with h5py.File(path, "r") as file:
         group = _weights_group(file)
         if group is None:
@@ -178,7 +177,7 @@ def state_dict_checkpoint(state: dict[str, np.ndarray]) -> Checkpoint:
     torchvision's and timm's bottleneck units stride in the 3x3 convolution (ResNet v1.5).
     Raises ValueError naming the first key that is not part of such a ResNet.
     """
-    checkpoint = Checkpoint("torchvision / timm state dict", "torch", "3x3")
+    checkpoint = Checkpoint("torchvision / timm state dict", "3x3")
     for key, value in state.items():
         target = _state_dict_target(key)
         if target is None:

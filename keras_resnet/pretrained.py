@@ -17,6 +17,7 @@ match, with shapes; the model's weights are only assigned once everything fits.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import h5py
@@ -68,12 +69,23 @@ def _has_top(model: keras.Model) -> bool:
     return any(layer.name == "predictions" for layer in model.layers)
 
 
-def locate(weights: str | os.PathLike, name: str, include_top: bool) -> tuple[str, str]:
-    """(local path, label for errors) of `weights` for network `name`: "imagenet" fetched (or
-    found in the cache), a path checked to exist with a known suffix. Runs before the model is
-    built, so that a bad argument fails at once."""
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """A located weight file: its path, the label its errors start with, and its contents when
+    it is another library's file (None for this package's `.keras` / `.weights.h5`)."""
+
+    path: str
+    label: str
+    checkpoint: Checkpoint | None
+
+
+def locate(weights: str | os.PathLike, name: str, include_top: bool) -> Source:
+    """`weights` for network `name`: "imagenet" fetched (or found in the cache), a path checked to
+    exist with a known suffix, another library's file read. Runs before the model is built, so
+    that a bad argument or file fails at once."""
     if isinstance(weights, str) and weights == "imagenet":
-        return fetch_imagenet(name, include_top), "weights='imagenet'"
+        path, label = fetch_imagenet(name, include_top), "weights='imagenet'"
+        return Source(path, label, read_checkpoint(path, label))
     if not isinstance(weights, (str, os.PathLike)):
         raise ValueError(f"weights={weights!r}: must be None, 'imagenet' or the path of a "
                          f"{_FORMATS} file.")
@@ -83,44 +95,53 @@ def locate(weights: str | os.PathLike, name: str, include_top: bool) -> tuple[st
         raise ValueError(f"{label}: must be None, 'imagenet' or the path of a {_FORMATS} file.")
     if not os.path.isfile(path):
         raise ValueError(f"{label}: no such file.")
-    return path, label
+    return Source(path, label, read_checkpoint(path, label))
 
 
 def load_weights(model: keras.Model, weights: str | os.PathLike, name: str) -> None:
     """Loads `weights` ("imagenet" or a path, see the module) into `model`, network `name`."""
-    load_located(model, *locate(weights, name, _has_top(model)))
+    load_source(model, locate(weights, name, _has_top(model)))
 
 
-def load_located(model: keras.Model, path: str, label: str) -> None:
-    """Loads the file `locate` found into `model`; errors start with `label`."""
-    checkpoint = read_checkpoint(path, label)
+def load_source(model: keras.Model, source: Source) -> None:
+    """Loads what `locate` found into `model`; errors start with the source's label."""
     try:
-        if checkpoint is not None:
-            assign(model, checkpoint)
-        elif path.endswith(".keras"):
-            _copy_weights_by_layer_name(keras.saving.load_model(path, compile=False), model)
+        if source.checkpoint is not None:
+            assign(model, source.checkpoint)
+        elif source.path.endswith(".keras"):
+            loaded = keras.saving.load_model(source.path, compile=False)
+            _copy_weights_by_layer_name(loaded, model)
         else:
-            model.load_weights(path)
+            model.load_weights(source.path)
     except ValueError as error:
-        raise ValueError(f"{label} does not fit model {model.name!r}: {error}") from error
+        raise ValueError(f"{source.label} does not fit model {model.name!r}: {error}") from error
 
 
 def read_checkpoint(path: str, label: str) -> Checkpoint | None:
     """Another library's file at `path` as a Checkpoint; None for this package's own formats
-    (`.keras`, Keras 3 `.weights.h5`). Raises ValueError naming `label` if it cannot be read."""
+    (`.keras`, Keras 3 `.weights.h5`). Raises ValueError naming `label` if it cannot be read,
+    or if a state dict has a tensor that no torchvision / timm ResNet has."""
+    if path.endswith(".keras"):
+        return None
+    state, legacy = None, False
     try:
         if path.endswith(checkpoints.STATE_DICT_SUFFIXES):
-            return checkpoints.state_dict_checkpoint(checkpoints.read_state_dict(path))
-        if path.endswith(".keras"):
-            return None
-        with h5py.File(path, "r") as file:
-            legacy = checkpoints.is_keras_applications_h5(file)
-        if legacy:
-            return checkpoints.read_keras_applications_h5(path)
+            state = checkpoints.read_state_dict(path)
+        else:
+            with h5py.File(path, "r") as file:
+                legacy = checkpoints.is_keras_applications_h5(file)
+            if legacy:
+                return checkpoints.read_keras_applications_h5(path)
     except ImportError:
         raise
     except Exception as error:  # each reader's own error (h5py, safetensors, PyTorch)
         raise ValueError(f"{label}: cannot be read ({type(error).__name__}: {error}).") from error
+    if state is not None:
+        try:
+            return checkpoints.state_dict_checkpoint(state)
+        except ValueError as error:
+            raise ValueError(f"{label} is not a torchvision / timm ResNet state dict: "
+                             f"{error}.") from error
     if not path.endswith(".weights.h5"):
         raise ValueError(f"{label}: an HDF5 file that is neither in keras.applications' legacy "
                          f"layout (layer_names) nor a Keras '.weights.h5' file.")

@@ -18,27 +18,14 @@ import h5py
 import keras
 import numpy as np
 import pytest
-from imagenet_helpers import photo
 from keras.src.applications import resnet as applications
 from keras.src.legacy.saving import legacy_h5_format
-from PIL import Image
+from pretrained_helpers import REPO, TORCH_PYTHON, photos, relative_difference
+from pretrained_helpers import torchvision_files as write_torchvision_files
 from safetensors.numpy import save_file
 
 import keras_resnet
 from keras_resnet import convert, pretrained
-
-REPO = Path(__file__).resolve().parents[1]
-TORCH_PYTHON = "/usr/bin/python3"  # Debian's python3-torch / python3-torchvision (.ci/run)
-
-
-def photos(size: int, names=("astronaut", "chelsea")) -> np.ndarray:
-    """scikit-image's sample photos resized to size x size, uint8 RGB (N, size, size, 3)."""
-    return np.stack([np.asarray(Image.fromarray(photo(n)).resize((size, size), Image.BILINEAR))
-                     for n in names])
-
-
-def relative_difference(ours: np.ndarray, reference: np.ndarray) -> float:
-    return float(np.abs(ours - reference).max() / np.abs(reference).max())
 
 
 def randomise(model: keras.Model, seed: int = 0) -> None:
@@ -62,23 +49,26 @@ def write_legacy_h5(model: keras.Model, path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def keras_resnet50(tmp_path_factory):
-    """keras.applications' ResNet50 (logits) with random weights, and its legacy .h5 file."""
+    """keras.applications' ResNet50 (logits, 160x160) with random weights, and its legacy .h5."""
     keras.utils.set_random_seed(0)
-    reference = keras.applications.ResNet50(weights=None, classifier_activation=None)
+    reference = keras.applications.ResNet50(weights=None, classifier_activation=None,
+                                            input_shape=(160, 160, 3))
     randomise(reference)
     return reference, write_legacy_h5(reference, tmp_path_factory.mktemp("k") / "resnet50.h5")
 
 
 def test_keras_applications_resnet50_file_gives_keras_outputs(keras_resnet50):
     reference, path = keras_resnet50
-    images = photos(224)
+    images = photos(160)
     expected = reference.predict(applications.preprocess_input(images.astype("float32")), verbose=0)
-    ours = keras_resnet.ResNet50(weights=path, classifier_activation=None)
+    ours = keras_resnet.ResNet50(weights=path, classifier_activation=None,
+                                 input_shape=(160, 160, 3))
     got = ours.predict(keras_resnet.preprocess_input(images, mode="caffe"), verbose=0)
     assert relative_difference(got, expected) < 1e-4
     assert np.ptp(expected) > 1.0  # the logits do vary: random weights reached the output
     # include_top=False, pooling="avg" reads the same file without its classifier.
-    features = keras_resnet.ResNet50(weights=path, include_top=False, pooling="avg")
+    features = keras_resnet.ResNet50(weights=path, include_top=False, pooling="avg",
+                                     input_shape=(160, 160, 3))
     pooled = keras.Model(reference.input, reference.get_layer("avg_pool").output)
     expected = pooled.predict(applications.preprocess_input(images.astype("float32")), verbose=0)
     got = features.predict(keras_resnet.preprocess_input(images), verbose=0)
@@ -105,18 +95,9 @@ def test_keras_applications_resnet101_notop_file_gives_keras_features(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def torchvision_files(tmp_path_factory):
+def torchvision_files(tmp_path_factory) -> Path:
     """resnet18 and resnet50 from torchvision (random weights): .pth, .safetensors and logits."""
-    out = tmp_path_factory.mktemp("torchvision")
-    np.save(out / "images.npy", photos(224))
-    result = subprocess.run([TORCH_PYTHON, str(REPO / "tests" / "torchvision_reference.py"),
-                             str(out), str(out / "images.npy"), "resnet18", "resnet50"],
-                            capture_output=True, text=True, timeout=300, check=False)
-    assert result.returncode == 0, f"{TORCH_PYTHON} with torchvision: {result.stderr[-2000:]}"
-    for name in ("resnet18", "resnet50"):
-        with np.load(out / f"{name}.npz") as state:
-            save_file(dict(state), str(out / f"{name}.safetensors"))
-    return out
+    return write_torchvision_files(tmp_path_factory.mktemp("torchvision"), ("resnet18", "resnet50"))
 
 
 @pytest.mark.parametrize("name, stride", [("resnet18", "1x1"), ("resnet50", "3x3")])
@@ -139,6 +120,7 @@ def torch_importable_by(directory: Path) -> dict[str, str]:
             "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
+@pytest.mark.slow
 def test_torchvision_pth_gives_torchvision_outputs_where_pytorch_is_installed(
         torchvision_files, tmp_path):
     # The library reads .pth with PyTorch; the venv has none, so this runs it in a process that
@@ -202,10 +184,20 @@ def test_wrong_architecture_names_the_first_mismatch_with_shapes(torchvision_fil
         build(torchvision_files / "resnet18.safetensors")
 
 
-def test_keras_applications_file_into_a_deeper_net_names_the_missing_layer(keras_resnet50):
-    with pytest.raises(ValueError, match=r"has no kernel \(1, 1, 1024, 256\) for layer "
-                                         r"'conv4_block7_1_conv'"):
-        keras_resnet.ResNet101(weights=keras_resnet50[1])
+def test_state_dict_of_another_architecture_names_its_first_foreign_key(torchvision_files,
+                                                                       tmp_path):
+    with np.load(torchvision_files / "resnet18.npz") as state:  # + a squeeze-excitation tensor
+        tensors = {**state, "layer1.0.se.fc1.weight": np.zeros((4, 64, 1, 1), np.float32)}
+    save_file(tensors, str(tmp_path / "seresnet18.safetensors"))
+    with pytest.raises(ValueError, match=r"is not a torchvision / timm ResNet state dict: its key "
+                                         r"'layer1.0.se.fc1.weight' \(4, 64, 1, 1\) is not"):
+        keras_resnet.ResNet18(weights=tmp_path / "seresnet18.safetensors")
+
+
+def test_keras_applications_file_into_option_c_names_the_missing_projection(keras_resnet50):
+    with pytest.raises(ValueError, match=r"has no kernel \(1, 1, 256, 256\) for layer "
+                                         r"'conv2_block2_0_conv'"):
+        keras_resnet.ResNet50(weights=keras_resnet50[1], shortcut="C")
 
 
 @pytest.mark.parametrize("name", ["resnet18.safetensors", "resnet50.h5"])
@@ -263,14 +255,11 @@ def test_imagenet_offline_names_keras_url_and_hash_quickly(tmp_path):
 
 
 def test_convert_writes_weights_that_load_and_remember_their_preprocessing(torchvision_files,
-                                                                           tmp_path):
+                                                                           tmp_path, capsys):
     target = tmp_path / "r18.weights.h5"
-    result = subprocess.run(
-        [sys.executable, "-m", "keras_resnet.convert",
-         str(torchvision_files / "resnet18.safetensors"), str(target), "--model=resnet18"],
-        capture_output=True, text=True, timeout=300, check=False, cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert convert.main([str(torchvision_files / "resnet18.safetensors"), str(target),
+                         "--model=resnet18"]) == 0
+    assert f"wrote {target}: resnet18" in capsys.readouterr().out
     assert pretrained.preprocessing_mode(target) == "torch"
     direct = keras_resnet.ResNet18(weights=torchvision_files / "resnet18.safetensors")
     converted = keras_resnet.ResNet18(weights=target)
