@@ -41,7 +41,7 @@ _WEIGHTS_DOC = {
     "pretrained": '"imagenet" (the paper\'s released model as keras.applications publishes\n'
                   '        it; input `preprocess_input(x, mode="caffe")`), None (random He\n'
                   "        initialisation), or " + _FILES_DOC,
-    "imagenet": "None (random He initialisation), or " + _FILES_DOC,
+    "imagenet": "None (random He initialisation), or\n        " + _FILES_DOC,
     "cifar": "None (random He initialisation), or the path of a `.weights.h5` or `.keras` file.",
 }
 

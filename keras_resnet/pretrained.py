@@ -183,6 +183,11 @@ def save_weights(model: keras.Model, path: str | os.PathLike, mode: str | None) 
 # Assigning weights
 
 
+# Where bottleneck units downsample, in words.
+_LAYOUTS = {"1x1": "the paper's layout", "3x3": "ResNet v1.5, as every torchvision and timm "
+            "ResNet-50/101/152"}
+
+
 def _bottleneck_stride(model: keras.Model) -> str | None:
     """Where `model`'s bottleneck units downsample ("1x1" or "3x3"); None without them."""
     layers = {layer.name: layer for layer in model.layers}
@@ -221,10 +226,6 @@ def assign(model: keras.Model, checkpoint: Checkpoint) -> None:
         )
     for key, variable in variables.items():
         variable.assign(checkpoint.tensors[key].astype(variable.dtype))
-
-
-_LAYOUTS = {"1x1": "the paper's layout", "3x3": "ResNet v1.5, as every torchvision and timm "
-            "ResNet-50/101/152"}
 
 
 def _flat_layers(model: keras.Model) -> dict[str, keras.layers.Layer]:

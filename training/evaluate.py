@@ -10,8 +10,8 @@ Reads model.keras and metadata.json from --model_dir (or a .keras file given by 
 --image_size); writes the errors to evaluation.json (or --output).
 
 Pretrained weights (keras_resnet.pretrained), with the preprocessing they expect, on ImageNet
-data whose classes are synsets (TFRecord shards, TFDS, or --data_source=folder: val/<synset>/*,
-any subset of the 1000 classes, no train/ needed):
+data whose classes are synsets (TFRecord shards, TFDS, or a folder: val/<synset>/*, any subset of
+the 1000 classes; without a train/ folder give --data_source=folder):
 
     python training/evaluate.py --model=resnet50 --weights=imagenet --data_source=folder \
         --data_dir=data/imagenet --modes=1crop --output=r50_imagenet.json
@@ -102,11 +102,14 @@ def run() -> int:
     model, metadata, out_dir = _load()
     size = FLAGS.image_size or metadata["image_size"][0]
     trained = metadata.get("class_names")
-    if FLAGS.model and FLAGS.data_source == "folder":
+    source = FLAGS.data_source
+    if source == "auto":
+        source = data.detect_source(FLAGS.data_dir)
+    if FLAGS.model and source == "folder":
         # val/<synset>/ folders label by the 1000-class table; any subset of it, without train/.
         info = data.DataInfo("folder", FLAGS.data_dir, tuple(trained), {})
     else:
-        info = data.describe_data(FLAGS.data_dir, FLAGS.data_source, FLAGS.tfds_manual_dir)
+        info = data.describe_data(FLAGS.data_dir, source, FLAGS.tfds_manual_dir)
     if trained is not None and list(trained) != list(info.class_names):
         raise ValueError(f"--data_dir={FLAGS.data_dir}: its {info.num_classes} classes differ from the "
                          f"{len(trained)} the model was trained on (metadata.json class_names).")
