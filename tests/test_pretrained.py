@@ -75,6 +75,25 @@ def test_keras_applications_resnet50_file_gives_keras_outputs(keras_resnet50):
     assert relative_difference(got, expected) < 1e-4
 
 
+def test_keras2_weight_names_with_tensor_suffix_load_alike(keras_resnet50, tmp_path):
+    # Files written by Keras 2 (keras.applications' published ones) name weights
+    # "conv1_conv/kernel:0"; Keras 3's legacy writer "conv1_conv/kernel".
+    keras2 = tmp_path / "keras2.h5"
+    keras2.write_bytes(keras_resnet50[1].read_bytes())
+    with h5py.File(keras2, "a") as file:
+        for layer in file.attrs["layer_names"]:
+            group = file[layer]
+            names = [n if isinstance(n, str) else n.decode() for n in group.attrs["weight_names"]]
+            for name in names:
+                group.move(name, f"{name}:0")
+            group.attrs["weight_names"] = [f"{n}:0".encode() for n in names]
+        assert "conv1_conv/kernel:0" in file["conv1_conv"]
+    renamed = keras_resnet.ResNet50(weights=keras2, input_shape=(160, 160, 3))
+    original = keras_resnet.ResNet50(weights=keras_resnet50[1], input_shape=(160, 160, 3))
+    for a, b in zip(renamed.get_weights(), original.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.slow
 def test_keras_applications_resnet101_notop_file_gives_keras_features(tmp_path):
     keras.utils.set_random_seed(1)

@@ -37,9 +37,10 @@ def jpeg(name: str) -> bytes:
 
 
 def run(script: str, *args: str) -> subprocess.CompletedProcess:
+    """training/SCRIPT with `args` in a process of its own; it must succeed."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
     result = subprocess.run([sys.executable, str(REPO / "training" / script), *args], cwd=REPO,
-                            env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"},
-                            capture_output=True, text=True, timeout=600, check=False)
+                            env=env, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
