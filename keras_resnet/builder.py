@@ -44,6 +44,11 @@ def build_resnet(
             f'"Data format"); set keras.config.set_image_data_format("channels_last").'
         )
     inputs, x = _inputs(spec, input_tensor, input_shape)
+    imagenet = isinstance(weights, str) and weights == "imagenet"
+    if imagenet and spec.name in pretrained.IMAGENET_WEIGHTS and include_top and classes != 1000:
+        raise ValueError(f"classes={classes} with weights='imagenet' and include_top=True: the "
+                         f"ImageNet classifier has 1000 classes; for another number build with "
+                         f"include_top=False and add your own head.")
     source = None if weights is None else pretrained.locate(weights, spec.name, include_top)
     options = blocks.LayerOptions(weight_decay=weight_decay, zero_init_residual=zero_init_residual)
 

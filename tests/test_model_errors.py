@@ -23,6 +23,8 @@ import keras_resnet
     (lambda: keras_resnet.ResNet20(preact=True, zero_init_residual=True), r"zero_init_residual"),
     (lambda: keras_resnet.ResNet20(weights="imagenet"),
      r"'imagenet'.* exist for resnet50, resnet101, resnet152 .*not for resnet20"),
+    (lambda: keras_resnet.ResNet50(weights="imagenet", classes=10),
+     r"classes=10 with weights='imagenet' and include_top=True.* 1000 classes"),
     (lambda: keras_resnet.ResNet20(weights="/nonexistent/w.weights.h5"), r"no such file"),
     (lambda: keras_resnet.ResNet20(weights="w.h5"), r"weights='w.h5': no such file"),
     (lambda: keras_resnet.ResNet20(weights="w.npz"), r"weights='w.npz'.*'\.weights\.h5', '\.keras'"),
