@@ -23,7 +23,8 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["keras_resnet", "keras_resnet.*"]),
     package_data={"keras_resnet": ["data/*.json"]},
-    install_requires=["keras>=3.6", "tensorflow>=2.16", "numpy>=1.26", "absl-py>=2.0", "h5py>=3.10"],
+    install_requires=["keras>=3.6", "tensorflow>=2.16", "numpy>=1.26", "absl-py>=2.0", "h5py>=3.10",
+                      "safetensors>=0.4"],
     extras_require={
         "training": TRAINING,
         "serving": SERVING,

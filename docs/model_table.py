@@ -27,7 +27,7 @@ def model_rows() -> list[str]:
         model = keras_resnet.get_model(name)
         params = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
         gmacs = keras_resnet.count_flops(model) / 1e9
-        function = ("Plain" if spec.plain else "ResNet") + str(spec.depth)
+        function = spec.constructor_name
         data = "ImageNet 224x224" if spec.family == "imagenet" else "CIFAR-10 32x32"
         blocks = f"{spec.block} {'-'.join(map(str, spec.repeats))}"
         rows.append(f"| `{function}` | {data} | {blocks} | {spec.default_shortcut or '-'} | "

@@ -8,7 +8,7 @@ import sys
 import keras
 from keras import layers
 
-from keras_resnet import blocks
+from keras_resnet import blocks, pretrained
 from keras_resnet.specs import NetSpec
 
 POOLING_OPTIONS = (None, "avg", "max")
@@ -44,6 +44,12 @@ def build_resnet(
             f'"Data format"); set keras.config.set_image_data_format("channels_last").'
         )
     inputs, x = _inputs(spec, input_tensor, input_shape)
+    imagenet = isinstance(weights, str) and weights == "imagenet"
+    if imagenet and spec.name in pretrained.IMAGENET_WEIGHTS and include_top and classes != 1000:
+        raise ValueError(f"classes={classes} with weights='imagenet' and include_top=True: the "
+                         f"ImageNet classifier has 1000 classes; for another number build with "
+                         f"include_top=False and add your own head.")
+    source = None if weights is None else pretrained.locate(weights, spec.name, include_top)
     options = blocks.LayerOptions(weight_decay=weight_decay, zero_init_residual=zero_init_residual)
 
     x = _stem(spec, x, options)
@@ -76,8 +82,8 @@ def build_resnet(
     # Keras walks the layer graph recursively: ResNet-1202 (~4,000 layers) needs a deeper stack.
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 20 * sum(spec.repeats) + 1000))
     model = keras.Model(inputs, x, name=name or _default_name(spec, preact))
-    if weights is not None:
-        _load_weights(model, weights)
+    if source is not None:
+        pretrained.load_source(model, source)
     return model
 
 
@@ -158,55 +164,3 @@ def _stem(spec: NetSpec, x, options: blocks.LayerOptions):
         return layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
     x = blocks.conv_bn(x, spec.widths[0], 3, 1, options, "conv1")
     return layers.ReLU(name="conv1_relu")(x)
-
-
-def _load_weights(model: keras.Model, weights) -> None:
-    """Loads a `.weights.h5` or `.keras` file into `model`, with errors that name the file."""
-    if weights == "imagenet":
-        raise ValueError(
-            "weights='imagenet': no hosted pretrained weights exist for keras_resnet. Pass "
-            "weights=None (random initialisation) or the path of a .weights.h5 / .keras file, e.g. "
-            "the model.keras that training/imagenet.py writes to its --model_dir."
-        )
-    path = os.fspath(weights)
-    if not path.endswith((".weights.h5", ".keras")):
-        raise ValueError(
-            f"weights={path!r}: must be None or the path of a '.weights.h5' or '.keras' file."
-        )
-    if not os.path.exists(path):
-        raise ValueError(f"weights={path!r}: no such file.")
-    try:
-        if path.endswith(".keras"):
-            _copy_weights_by_layer_name(keras.saving.load_model(path, compile=False), model)
-        else:
-            model.load_weights(path)
-    except ValueError as error:
-        raise ValueError(f"weights={path!r} does not fit model {model.name!r}: {error}") from error
-
-
-def _flat_layers(model: keras.Model) -> dict[str, keras.layers.Layer]:
-    """Every layer of `model` by name, nested models opened (a trained model wraps the net)."""
-    found = {}
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            found.update(_flat_layers(layer))
-        else:
-            found[layer.name] = layer
-    return found
-
-
-def _copy_weights_by_layer_name(source: keras.Model, target: keras.Model) -> None:
-    """Copies weights layer by layer; layers the target lacks (e.g. SubtractMean) are skipped."""
-    available = _flat_layers(source)
-    for name, layer in _flat_layers(target).items():
-        if not layer.weights:
-            continue
-        if name not in available:
-            raise ValueError(f"the file has no layer {name!r}")
-        values = available[name].get_weights()
-        shapes = [tuple(w.shape) for w in layer.weights]
-        if [v.shape for v in values] != shapes:
-            raise ValueError(
-                f"layer {name!r} has weight shapes {shapes}, the file {[v.shape for v in values]}"
-            )
-        layer.set_weights(values)

@@ -41,7 +41,8 @@ except ImportError as error:  # pragma: no cover - depends on the installed extr
     ) from error
 
 from keras_resnet.folding import fold_batch_norm
-from keras_resnet.models import get_model, get_spec
+from keras_resnet.models import get_model, get_spec, raw_pixel_model
+from keras_resnet.preprocessing import imagenet_classes
 from keras_resnet.training import imagenet_input
 
 DEFAULT_TOP_K = 5
@@ -50,7 +51,6 @@ DEFAULT_MAX_IMAGE_PIXELS = 8192 * 8192
 WARMUP_FILE = "tf_serving_warmup_requests"
 MODELS_CONFIG = "models.config"
 FORMATS = "JPEG, PNG, BMP or GIF"
-IMAGENET_CLASSES_FILE = Path(__file__).parent / "data" / "imagenet_classes.json"
 # For model_dirs written before metadata.json recorded `padded_from`: the datasets the CIFAR
 # trainer then zero-padded to the model's size (--pad_to_32), with their native size.
 LEGACY_PADDED_DATASETS = {"fashion_mnist": (28, 28)}
@@ -122,10 +122,25 @@ def untrained_model(name: str, image_size: int | None = None,
     return model, metadata
 
 
-def imagenet_classes() -> dict[str, list[str]]:
-    """The 1000 ImageNet classes in training order: `synsets` (WordNet ids) and `names`."""
-    table = json.loads(IMAGENET_CLASSES_FILE.read_text())
-    return {"synsets": table["synsets"], "names": table["names"]}
+def pretrained_model(name: str, weights: str | os.PathLike, image_size: int | None = None,
+                     bottleneck_stride: str = "1x1",
+                     mode: str | None = None) -> tuple[keras.Model, dict[str, Any]]:
+    """An ImageNet network with pretrained `weights` ("imagenet" or a file, see
+    keras_resnet.pretrained) on raw pixels: `raw_pixel_model`, whose `PreprocessInput` layer
+    applies the preprocessing the weights expect (or `mode`). It evaluates as the ImageNet
+    trainer's 1-crop and carries the ImageNet class names."""
+    _require_tensorflow_backend()
+    spec = get_spec(name)
+    if spec.family != "imagenet":
+        raise ValueError(f"model={name!r}: pretrained weights are ImageNet weights; the model "
+                         f"must be one of the ImageNet nets of Table 1 (resnet18 ... plain152).")
+    model = raw_pixel_model(spec.name, weights, mode, image_size,
+                            bottleneck_stride=bottleneck_stride)
+    height, width, channels = model.input_shape[1:]
+    metadata = {"model": spec.name, "dataset": "imagenet",
+                "class_names": imagenet_classes()["synsets"], "image_size": [height, width],
+                "channels": channels, "eval_resize": imagenet_input.eval_resize(height)}
+    return model, metadata
 
 
 def padded_from_metadata(metadata: dict[str, Any]) -> tuple[int, int] | None:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import keras
 
 from keras_resnet.builder import build_resnet
+from keras_resnet.pretrained import IMAGENET_WEIGHTS, preprocessing_mode
+from keras_resnet.preprocessing import PreprocessInput
 from keras_resnet.specs import SPECS, NetSpec, get_spec, list_models
 
 _DOC = """{title} of He et al., "Deep Residual Learning for Image Recognition" (2015), {where}.
 
 Args:
     include_top: whether to end in global average pooling and the `classes`-way fc layer.
-    weights: None (random He initialisation), or the path of a `.weights.h5` or `.keras` file.
+    weights: {weights_doc}
     input_tensor: optional Keras tensor to use as the model's input.
     input_shape: (height, width, channels); default {default_shape}. Height and width may be None
         (fully convolutional, e.g. for multi-scale testing) and must be >= {stride}.
@@ -21,14 +25,25 @@ Args:
     name: model name (default "{name}").
     shortcut: {shortcut_doc}
     preact: use pre-activation units (He et al. 2016, "Identity Mappings in Deep Residual Networks").
-    bottleneck_stride: "1x1" (the paper's released models) or "3x3" ("ResNet v1.5"); bottleneck
-        nets only.
+    bottleneck_stride: "1x1" (the paper's released models) or "3x3" ("ResNet v1.5", the layout of
+        torchvision's and timm's weights); bottleneck nets only.
     zero_init_residual: initialise the last BN gamma of each residual branch to 0 (Goyal et al. 2017).
     weight_decay: SGD weight decay on conv and fc kernels (the paper: 1e-4), as L2(weight_decay / 2).
 
 Returns:
     A `keras.Model`.
 """
+
+_FILES_DOC = ("the path of a `.weights.h5` / `.keras` file of this package, of a\n"
+              "        keras.applications ResNet `.h5`, or of a torchvision / timm state dict\n"
+              "        (`.safetensors`, `.pth`); see keras_resnet.pretrained.")
+_WEIGHTS_DOC = {
+    "pretrained": '"imagenet" (the paper\'s released model as keras.applications publishes\n'
+                  '        it; input `preprocess_input(x, mode="caffe")`), None (random He\n'
+                  "        initialisation), or " + _FILES_DOC,
+    "imagenet": "None (random He initialisation), or\n        " + _FILES_DOC,
+    "cifar": "None (random He initialisation), or the path of a `.weights.h5` or `.keras` file.",
+}
 
 _SHORTCUT_DOC = {
     None: "must be None: a plain net has no shortcuts (Sec. 4.1).",
@@ -42,7 +57,7 @@ _SHORTCUT_DOC = {
 def _constructor(spec: NetSpec):
     def constructor(
         include_top: bool = True,
-        weights: str | None = None,
+        weights: str | os.PathLike | None = None,
         input_tensor=None,
         input_shape: tuple[int | None, int | None, int] | None = None,
         pooling: str | None = None,
@@ -57,27 +72,29 @@ def _constructor(spec: NetSpec):
     ) -> keras.Model:
         return build_resnet(
             spec,
-            include_top,
-            weights,
-            input_tensor,
-            input_shape,
-            pooling,
-            classes,
-            classifier_activation,
-            name,
-            shortcut,
-            preact,
-            bottleneck_stride,
-            zero_init_residual,
-            weight_decay,
+            include_top=include_top,
+            weights=weights,
+            input_tensor=input_tensor,
+            input_shape=input_shape,
+            pooling=pooling,
+            classes=classes,
+            classifier_activation=classifier_activation,
+            name=name,
+            shortcut=shortcut,
+            preact=preact,
+            bottleneck_stride=bottleneck_stride,
+            zero_init_residual=zero_init_residual,
+            weight_decay=weight_decay,
         )
 
     kind = "Plain" if spec.plain else "ResNet"
-    constructor.__name__ = constructor.__qualname__ = f"{kind}{spec.depth}"
+    constructor.__name__ = constructor.__qualname__ = spec.constructor_name
+    constructor.__module__ = __name__
     where = "Table 1 (ImageNet)" if spec.family == "imagenet" else "Sec. 4.2 (CIFAR-10)"
     constructor.__doc__ = _DOC.format(
         title=f"{kind}-{spec.depth}",
         where=where,
+        weights_doc=_WEIGHTS_DOC["pretrained" if spec.name in IMAGENET_WEIGHTS else spec.family],
         default_shape=spec.default_input_shape,
         stride=spec.total_stride,
         default_classes=spec.default_classes,
@@ -87,31 +104,10 @@ def _constructor(spec: NetSpec):
     return constructor
 
 
-CONSTRUCTORS = {name: _constructor(spec) for name, spec in SPECS.items()}
-
-
-# ImageNet (Table 1), then CIFAR-10 (Sec. 4.2).
-ResNet18 = CONSTRUCTORS["resnet18"]
-ResNet34 = CONSTRUCTORS["resnet34"]
-ResNet50 = CONSTRUCTORS["resnet50"]
-ResNet101 = CONSTRUCTORS["resnet101"]
-ResNet152 = CONSTRUCTORS["resnet152"]
-Plain18 = CONSTRUCTORS["plain18"]
-Plain34 = CONSTRUCTORS["plain34"]
-Plain50 = CONSTRUCTORS["plain50"]
-Plain101 = CONSTRUCTORS["plain101"]
-Plain152 = CONSTRUCTORS["plain152"]
-ResNet20 = CONSTRUCTORS["resnet20"]
-ResNet32 = CONSTRUCTORS["resnet32"]
-ResNet44 = CONSTRUCTORS["resnet44"]
-ResNet56 = CONSTRUCTORS["resnet56"]
-ResNet110 = CONSTRUCTORS["resnet110"]
-ResNet1202 = CONSTRUCTORS["resnet1202"]
-Plain20 = CONSTRUCTORS["plain20"]
-Plain32 = CONSTRUCTORS["plain32"]
-Plain44 = CONSTRUCTORS["plain44"]
-Plain56 = CONSTRUCTORS["plain56"]
-Plain110 = CONSTRUCTORS["plain110"]
+# One constructor per registered network (ImageNet of Table 1, then CIFAR-10 of Sec. 4.2), named
+# as in keras.applications; declared here once, from the spec table.
+CONSTRUCTORS = {name: _constructor(SPECS[name]) for name in list_models()}
+globals().update({fn.__name__: fn for fn in CONSTRUCTORS.values()})
 
 
 def get_model(name: str, **kwargs) -> keras.Model:
@@ -119,29 +115,24 @@ def get_model(name: str, **kwargs) -> keras.Model:
     return CONSTRUCTORS[get_spec(name).name](**kwargs)
 
 
-__all__ = [
-    "get_model",
-    "get_spec",
-    "list_models",
-    "ResNet18",
-    "ResNet34",
-    "ResNet50",
-    "ResNet101",
-    "ResNet152",
-    "Plain18",
-    "Plain34",
-    "Plain50",
-    "Plain101",
-    "Plain152",
-    "ResNet20",
-    "ResNet32",
-    "ResNet44",
-    "ResNet56",
-    "ResNet110",
-    "ResNet1202",
-    "Plain20",
-    "Plain32",
-    "Plain44",
-    "Plain56",
-    "Plain110",
-]
+def raw_pixel_model(name: str, weights: str | os.PathLike, mode: str | None = None,
+                    image_size: int | None = None, **kwargs) -> keras.Model:
+    """Network `name` with pretrained `weights` on raw RGB pixels (0..255): its first layer is
+    `PreprocessInput(mode)`, by default the mode the weights expect (`preprocessing_mode`).
+
+    `image_size` sets a square input (default: the net's); `kwargs` go to the constructor.
+    """
+    mode = mode or preprocessing_mode(weights)
+    if mode is None:
+        raise ValueError(f"weights={os.fspath(weights)!r}: the file does not say which input "
+                         f"preprocessing it expects; pass mode='caffe' or mode='torch'.")
+    height, width, channels = get_spec(name).default_input_shape
+    if image_size is not None:
+        height = width = image_size
+    inputs = keras.Input((height, width, channels), name="pixels")
+    pixels = PreprocessInput(mode, name="preprocess_input")(inputs)
+    return get_model(name, weights=weights, input_tensor=pixels, **kwargs)
+
+
+__all__ = ["get_model", "get_spec", "list_models", "raw_pixel_model",
+           *(fn.__name__ for fn in CONSTRUCTORS.values())]

@@ -38,6 +38,11 @@ class NetSpec:
     widths: tuple[int, ...]
 
     @property
+    def constructor_name(self) -> str:
+        """The public constructor's name, e.g. "ResNet50", "Plain20"."""
+        return f"{'Plain' if self.plain else 'ResNet'}{self.depth}"
+
+    @property
     def default_shortcut(self) -> str | None:
         """Option B for ImageNet (Sec. 3.3), option A for CIFAR (Sec. 4.2), none for plain nets."""
         if self.plain:

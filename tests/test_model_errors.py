@@ -21,9 +21,13 @@ import keras_resnet
     (lambda: keras_resnet.ResNet50(bottleneck_stride="2"), r"bottleneck_stride='2'.*'1x1'.*'3x3'"),
     (lambda: keras_resnet.ResNet20(weight_decay=-1.0), r"weight_decay=-1.0.*>= 0"),
     (lambda: keras_resnet.ResNet20(preact=True, zero_init_residual=True), r"zero_init_residual"),
-    (lambda: keras_resnet.ResNet50(weights="imagenet"), r"no hosted pretrained weights.*\.weights\.h5"),
+    (lambda: keras_resnet.ResNet20(weights="imagenet"),
+     r"'imagenet'.* exist for resnet50, resnet101, resnet152 .*not for resnet20"),
+    (lambda: keras_resnet.ResNet50(weights="imagenet", classes=10),
+     r"classes=10 with weights='imagenet' and include_top=True.* 1000 classes"),
     (lambda: keras_resnet.ResNet20(weights="/nonexistent/w.weights.h5"), r"no such file"),
-    (lambda: keras_resnet.ResNet20(weights="w.h5"), r"'\.weights\.h5' or '\.keras'"),
+    (lambda: keras_resnet.ResNet20(weights="w.h5"), r"weights='w.h5': no such file"),
+    (lambda: keras_resnet.ResNet20(weights="w.npz"), r"weights='w.npz'.*'\.weights\.h5', '\.keras'"),
 ])
 def test_bad_argument_raises_a_value_error_that_names_it(call, match):
     with pytest.raises(ValueError, match=match):

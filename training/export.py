@@ -3,10 +3,14 @@
     python training/export.py --model_dir=runs/resnet20_cifar10
     python training/export.py --keras_file=path/model.keras --export_base=saved_models/mynet
     python training/export.py --model=resnet18 --image_size=64      # untrained, for smoke tests
+    python training/export.py --model=resnet50 --weights=imagenet   # the paper's released model
+    python training/export.py --model=resnet50 --weights=r50.safetensors --bottleneck_stride=3x3
 
 Writes `<export_base>/<next version>/` (default export_base: saved_models/<model>_<dataset>), then
 regenerates `models.config` beside it for TF Serving's `--model_config_file`. Always runs on the
-TensorFlow backend; a model trained under JAX loads from its `.keras` file.
+TensorFlow backend; a model trained under JAX loads from its `.keras` file. With --weights the
+served model applies the preprocessing of its weights (keras_resnet.preprocessing) to the decoded
+1-crop pixels.
 """
 
 from __future__ import annotations
@@ -25,7 +29,14 @@ flags.DEFINE_string("model_dir", None,
                     "A trainer's finished model_dir (model.keras, metadata.json).")
 flags.DEFINE_string("keras_file", None,
                     "A .keras file (metadata.json beside it is used if present).")
-flags.DEFINE_string("model", None, "A registered model name, exported untrained (random weights).")
+flags.DEFINE_string("model", None, "A registered model name, exported untrained (random weights) "
+                    "or with --weights.")
+flags.DEFINE_string("weights", None, "With --model: pretrained weights, 'imagenet' or a file "
+                    "(keras.applications .h5, torchvision / timm .safetensors / .pth, ...).")
+flags.DEFINE_enum("bottleneck_stride", "1x1", ["1x1", "3x3"], "With --weights: 3x3 for "
+                  "torchvision / timm ResNet-50/101/152 (ResNet v1.5).")
+flags.DEFINE_enum("preprocessing", None, ["caffe", "torch"], "With --weights: the input "
+                  "preprocessing (default: the one the weights expect).")
 flags.DEFINE_integer("image_size", None, "With --model: square input size (default: the net's).",
                      lower_bound=1)
 flags.DEFINE_integer("classes", None, "With --model: number of classes (default: the net's).",
@@ -51,20 +62,27 @@ FLAGS = flags.FLAGS
 
 def main(argv: list[str]) -> None:
     del argv
-    if FLAGS.model is None and (FLAGS.image_size or FLAGS.classes):
-        raise app.UsageError("--image_size and --classes apply to --model only.")
+    if FLAGS.model is None and (FLAGS.image_size or FLAGS.classes or FLAGS.weights):
+        raise app.UsageError("--image_size, --classes and --weights apply to --model only.")
+    if FLAGS.weights is None and (FLAGS.preprocessing or FLAGS.bottleneck_stride != "1x1"):
+        raise app.UsageError("--preprocessing and --bottleneck_stride apply to --weights only.")
+    if FLAGS.weights is not None and FLAGS.classes:
+        raise app.UsageError("--classes does not apply to --weights: ImageNet has 1000 classes.")
     try:
         if FLAGS.model_dir is not None:
             model, metadata = export.load_model_dir(FLAGS.model_dir)
         elif FLAGS.keras_file is not None:
             model, metadata = export.load_keras_file(FLAGS.keras_file)
+        elif FLAGS.weights is not None:
+            model, metadata = export.pretrained_model(FLAGS.model, FLAGS.weights, FLAGS.image_size,
+                                                      FLAGS.bottleneck_stride, FLAGS.preprocessing)
         else:
             model, metadata = export.untrained_model(FLAGS.model, FLAGS.image_size, FLAGS.classes)
         name = "_".join(str(v) for v in (metadata["model"], metadata.get("dataset")) if v)
         export_base = Path(FLAGS.export_base or Path("saved_models") / name)
         version_dir = export.export_saved_model(model, metadata, export_base, FLAGS.top_k,
                                                 FLAGS.max_image_pixels, FLAGS.fold_bn)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, ImportError) as error:
         sys.exit(f"export: {error}")
     print(f"Exported {metadata['model']} to {version_dir}")
     if FLAGS.models_config:

@@ -1,9 +1,10 @@
 """Testing of Sec. 3.4 / 4.1: 1-crop, 10-crop and fully-convolutional multi-scale; top-1/top-5 error.
 
-Models take raw pixels (0..255) and begin with `SubtractMean`. 1-crop and 10-crop run the saved
-model as it is. Multi-scale testing runs the same layers (shared weights) on a copy of the graph
-whose input is (None, None, 3); the per-pixel mean image is resized to each test image's size
-(a per-channel mean applies unchanged).
+Models take raw pixels (0..255) and begin with `SubtractMean` (trained here) or `PreprocessInput`
+(pretrained weights). 1-crop and 10-crop run the saved model as it is. Multi-scale testing runs
+the same layers (shared weights) on a copy of the graph whose input is (None, None, 3); the
+per-pixel mean image is resized to each test image's size (a per-channel mean, and
+`PreprocessInput`, apply unchanged).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_resnet.layers import SubtractMean
+from keras_resnet.preprocessing import PreprocessInput
 from keras_resnet.training import imagenet_input
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -108,16 +110,21 @@ def fully_convolutional(model: keras.Model) -> tuple[np.ndarray, keras.Model]:
 
     The body is the model's graph re-applied, layer by layer, to an input of shape
     (None, None, C): the very same layer objects, so the same weights; `SubtractMean` becomes an
-    identity (the caller subtracts the mean at each scale)."""
-    means = [layer for layer in model.layers if isinstance(layer, SubtractMean)]
-    if len(means) != 1:
+    identity (the caller subtracts the mean at each scale). A model that begins with
+    `PreprocessInput` keeps it (it works at any size) and has a zero mean."""
+    first = [layer for layer in model.layers if isinstance(layer, (SubtractMean, PreprocessInput))]
+    if len(first) != 1:
         raise ValueError(
-            f"model {model.name!r}: expected one SubtractMean layer (raw-pixel input), found {len(means)}."
+            f"model {model.name!r}: expected one SubtractMean or PreprocessInput layer (raw-pixel "
+            f"input), found {len(first)}."
         )
-    mean = keras.ops.convert_to_numpy(means[0].mean)
+    if isinstance(first[0], PreprocessInput):
+        mean, replaced = np.zeros(model.inputs[0].shape[-1], np.float32), None
+    else:
+        mean, replaced = keras.ops.convert_to_numpy(first[0].mean), first[0]
 
     def share(layer):
-        return keras.layers.Identity() if layer is means[0] else layer
+        return keras.layers.Identity() if layer is replaced else layer
 
     inputs = keras.tree.map_structure(lambda t: keras.Input((None, None, t.shape[-1])), model.input)
     body = keras.models.clone_model(model, input_tensors=inputs, clone_function=share)
