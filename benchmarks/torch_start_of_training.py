@@ -7,7 +7,8 @@ whether a net that does not start converging at lr 0.1 (docs/results.md) behaves
 second, independent framework: then it is the recipe at that depth, not this implementation.
 `--dtype=float64` runs both frameworks in double precision (weights, loss and Keras's learning
 rate variable): rounding starts near 1e-16 instead of 1e-7, so the first steps can be checked
-tightly on any CPU; at lr 0.1 on small batches any difference grows about a hundredfold per step.
+tightly on any CPU; at lr 0.1 on small batches any difference grows fast from step to step
+(tests/test_torch_equivalence.py checks the first steps).
 
     # the CIFAR-10 pool that `training/reproduce.py --suite=cifar_small` extracts:
     python benchmarks/torch_start_of_training.py \\
@@ -28,6 +29,8 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+if __package__ in (None, ""):  # run as a file: the benchmarks package is at the repository root
+    sys.path.insert(0, str(REPO))
 LEARNING_RATE = 0.1
 MOMENTUM = 0.9
 WEIGHT_DECAY = 1e-4
@@ -55,9 +58,9 @@ def torch_worker(work: Path, net: str, dtype: str) -> None:
     torch.manual_seed(0)
     torch.set_num_threads(os.cpu_count())
     depth = int(net.removeprefix("resnet").removeprefix("plain"))
-    import train_throughput  # beside this script: its PyTorch CIFAR net
+    from benchmarks.contenders import torch_cifar_resnet
 
-    model = train_throughput.torch_cifar_resnet(torch, depth, 10, shortcuts=net.startswith("resnet"))
+    model = torch_cifar_resnet(torch, depth, 10, shortcuts=net.startswith("resnet"))
     model = model.to(getattr(torch, dtype))
     init = np.load(work / f"{net}.init.npz")
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
@@ -225,9 +228,9 @@ def main(argv: list[str]) -> int:
         if net not in cifar_nets:
             raise SystemExit(f"error: --nets={','.join(nets)}: {net!r} unknown; allowed: "
                              f"{', '.join(cifar_nets)}.")
-    import train_throughput as bench  # beside this script: its Python finder
+    from benchmarks.protocol import find_torch_python
 
-    python, note = bench.find_torch_python(FLAGS.torch_python)
+    python, note = find_torch_python(FLAGS.torch_python)
     if python is None:
         raise SystemExit(f"error: PyTorch is needed for this comparison ({note}); on Debian: "
                          "apt-get install python3-torch python3-torchvision")

@@ -1,4 +1,4 @@
-"""benchmarks/train_throughput.py, docs/make_performance.py and benchmarks/gpu_suite.sh (issue 10).
+"""The benchmarks package, docs/make_performance.py and benchmarks/gpu_suite.sh.
 
 The quick modes run as real processes on real frameworks; the tests check the JSON's shape and
 that every figure is positive and finite. The speed goals are checked by running the benchmark
@@ -7,7 +7,6 @@ on a quiet machine, not here.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -19,18 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import contenders, stats
+from benchmarks.goals import evaluate_goals
 from keras_resnet import runtime
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARK = REPO / "benchmarks" / "train_throughput.py"
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
-
-
-def load(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def env() -> dict:
@@ -72,7 +66,7 @@ def quick(tmp_path_factory) -> tuple[dict, str, Path]:
     if not FASHION_MNIST.exists():
         pytest.fail(f"{FASHION_MNIST} missing: install Debian's dataset-fashion-mnist (.ci/run does)")
     path = tmp_path_factory.mktemp("bench") / "quick.json"
-    impls = ",".join(load(BENCHMARK).IMPLS)  # the default leaves reference_channels_first out
+    impls = ",".join(contenders.IMPLS)  # the default leaves reference_channels_first out
     result = run(sys.executable, str(BENCHMARK), "--quick", f"--impls={impls}",
                  "--threads_precisions=auto,float32", f"--json={path}")
     check(result)
@@ -216,12 +210,11 @@ def test_variants_of_our_net_compute_the_same_function(variant):
 
     import keras_resnet
 
-    benchmark = load(BENCHMARK)
     keras.utils.set_random_seed(0)
     ours = keras_resnet.ResNet20(input_shape=(15, 15, 3))  # odd sizes: subsampling rounds up
     rng = np.random.default_rng(0)
     randomize_batch_norm(ours, rng)
-    other = keras.models.clone_model(ours, clone_function=functools.partial(benchmark.variant_layer, variant))
+    other = keras.models.clone_model(ours, clone_function=functools.partial(contenders.variant_layer, variant))
     other.set_weights(ours.get_weights())
     kinds = {type(layer) for layer in other.layers} - {type(layer) for layer in ours.layers}
     assert {kind.__name__ for kind in kinds} == {"ours_keras_bn": {"BatchNormalization"},
@@ -249,9 +242,8 @@ def test_channels_first_reference_computes_the_channels_last_function():
 
     from keras_resnet import count_flops
 
-    benchmark = load(BENCHMARK)
     keras.utils.set_random_seed(0)
-    nets = [benchmark.handwritten_cifar_resnet(keras, 8, (32, 32, 3), 10, data_format)
+    nets = [contenders.handwritten_cifar_resnet(keras, 8, (32, 32, 3), 10, data_format)
             for data_format in ("channels_last", "channels_first")]
     rng = np.random.default_rng(0)
     randomize_batch_norm(nets[0], rng)
@@ -263,7 +255,6 @@ def test_channels_first_reference_computes_the_channels_last_function():
 
 
 def test_goals_compare_in_the_stated_direction():
-    benchmark = load(BENCHMARK)
     training = [
         {"net": "resnet50", "impl": impl, "framework": "tensorflow", "precision": "float32",
          "xla": False, "images_per_s": rate, "percent_of_limit": 30.0}
@@ -271,28 +262,28 @@ def test_goals_compare_in_the_stated_direction():
     result = {"training": training,
               "trainer": {"overhead_percent": 7.0},
               "serving": {"rows": [{"impl": "ours", "p50_ms": 80.0}, {"impl": "reference", "p50_ms": 100.0}]}}
-    goals = {g["key"]: g for g in benchmark.evaluate_goals(result)}
+    goals = {g["key"]: g for g in evaluate_goals(result)}
     assert goals["resnet50_over_applications"]["value"] == pytest.approx(1.25)
     assert goals["resnet50_over_applications"]["met"]
     assert not goals["resnet50_percent_of_limit"]["met"]  # 30% < 40%
     assert not goals["trainer_overhead_percent"]["met"]  # 7% > 5%
     result["trainer"]["overhead_percent"] = -1.0
-    assert {g["key"]: g for g in benchmark.evaluate_goals(result)}["trainer_overhead_percent"]["met"]
+    assert {g["key"]: g for g in evaluate_goals(result)}["trainer_overhead_percent"]["met"]
     assert goals["serving_p50_ratio"]["met"] and goals["serving_p50_ratio"]["target"] == "<= 1"
     # Training goals are in the run's goal precision (the trainers' default), float32 on request.
     bfloat16 = [dict(row, precision="bfloat16", images_per_s=2 * row["images_per_s"] if
                      row["impl"] == "ours" else row["images_per_s"], percent_of_limit=60.0)
                 for row in training]
     mixed = dict(result, training=training + bfloat16, goal_precision="bfloat16")
-    in_bfloat16 = {g["key"]: g for g in benchmark.evaluate_goals(mixed)}
+    in_bfloat16 = {g["key"]: g for g in evaluate_goals(mixed)}
     assert in_bfloat16["resnet50_over_applications"]["value"] == pytest.approx(2.5)
     assert in_bfloat16["resnet50_percent_of_limit"]["met"]
-    in_float32 = {g["key"]: g for g in benchmark.evaluate_goals(mixed, "float32")}
+    in_float32 = {g["key"]: g for g in evaluate_goals(mixed, "float32")}
     assert in_float32["resnet50_over_applications"]["value"] == pytest.approx(1.25)
-    assert benchmark.steal_adjusted([90.0, 100.0, 80.0], [10.0, 0.0, 50.0]) == pytest.approx(100.0)
-    assert math.isnan(benchmark.steal_adjusted([90.0, 100.0], [10.0]))
-    assert benchmark.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0
-    assert benchmark.percentile([1.0, 2.0, 3.0, 4.0], 99) == 4.0
+    assert stats.steal_adjusted([90.0, 100.0, 80.0], [10.0, 0.0, 50.0]) == pytest.approx(100.0)
+    assert math.isnan(stats.steal_adjusted([90.0, 100.0], [10.0]))
+    assert stats.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0
+    assert stats.percentile([1.0, 2.0, 3.0, 4.0], 99) == 4.0
 
 
 @pytest.mark.parametrize("flag, message", [
