@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -384,15 +385,22 @@ def headline(result: dict) -> list[str]:
 
 
 def readme_speed(result: dict, run_path: Path) -> str:
-    """The README's Speed section: the headline and where the rest is."""
-    return "\n".join(["## Speed", "", *headline(result), "",
-                      (f"Machine, tables and the figures behind each default: "
-                       f"[docs/performance.md](docs/performance.md), generated from "
-                       f"`{relative(run_path)}` (all records: [results/](results/README.md))."),
-                      ""])
+    """The README's Speed section: the headline, how it is measured and where the rest is,
+    wrapped at 100 columns like the README."""
+    how = ("`benchmarks/train_throughput.py` measures training and serving against "
+           "keras.applications, a hand-written Keras CIFAR ResNet and PyTorch in one run, "
+           "alternating the contenders round by round; `python docs/make_performance.py` turns "
+           "its record into [docs/performance.md](docs/performance.md) (the machine, the tables "
+           f"and the figures behind each default), here from `{relative(run_path)}`. Every "
+           "record: [results/](results/README.md).")
+    lines = ["## Speed", "", *headline(result), "", how]
+    return "".join(textwrap.fill(line, 100, break_on_hyphens=False, break_long_words=False,
+                                 subsequent_indent="  " if line.startswith("- ") else "") + "\n"
+                   for line in lines)
 
 
-def page(result: dict, run_path: Path, records: Path = RESULTS, gpu_dir: Path | None = None) -> str:
+def page(result: dict, run_path: Path, records: Path = RESULTS,
+         gpu_dir: Path | None = None) -> str:
     """docs/performance.md: the headline, machine, goals and tables of one full run, then one
     line per default and per profiling record."""
     r = Records(result, run_path, records)
