@@ -7,7 +7,7 @@ difference of the mean test errors against the spread over seeds. Mixed bfloat16
 weights, optimizer state and batch-norm statistics; only the layers' computations round to
 bfloat16 (keras.mixed_precision).
 
-    python benchmarks/bfloat16_accuracy.py --json=runs/bfloat16_accuracy.json     # about 30 min
+    python benchmarks/bfloat16_accuracy.py --json=runs/bfloat16_accuracy.json     # the check
     python benchmarks/bfloat16_accuracy.py --quick --json=/tmp/bf16.json          # smoke test
 
 Runs go to --model_dir_root/PRECISION-seedN; a finished run is read back, an interrupted one

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The speed benchmark on the GPU machine (issue 10), in one command.
+# The speed benchmark on the GPU machine, in one command; docs/performance.md shows its tables
+# (python docs/make_performance.py --gpu_dir=OUT_DIR).
 #
 # Keras runs on JAX there (no TensorFlow: see ../shared/gpu/README.md): bf16, batches 128/256/512,
 # synthetic data on the device (jitted stateless train steps), PyTorch alongside; then ResNet-20

@@ -1,7 +1,7 @@
 """The oneDNN kernels of a training step, our net on TensorFlow against the same net in PyTorch.
 
 TensorFlow and PyTorch both run convolutions through oneDNN on the CPU, each its own build of it.
-This runs train_throughput.py's contenders (our net, `fit` steps; its PyTorch CIFAR net or
+This runs train_throughput's contenders (our net, `fit` steps; its PyTorch CIFAR net or
 torchvision's resnet50, channels_last, autocast for bfloat16) with oneDNN's verbose log on, one
 worker process per framework, and times every oneDNN primitive the step executes: per primitive
 kind and pass, in ms per step (the median execution of each shape times its executions per step),
@@ -32,6 +32,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+if __package__ in (None, ""):  # run as a file: the benchmarks package is at the repository root
+    sys.path.insert(0, str(REPO))
 FRAMEWORKS = ("tensorflow", "torch")
 FRAMEWORK_LABELS = {"tensorflow": "TensorFlow (ours)", "torch": "PyTorch"}
 PASSES = {"forward_training": "forward", "forward_inference": "forward", "backward_data": "backward data",
@@ -46,14 +48,15 @@ SHAPE_FIELDS = ("mb", "ic", "oc", "oh", "ow", "kh", "sh")
 
 def worker(framework: str, request: dict) -> None:
     """Build one contender, step it; oneDNN logs each primitive to stdout; results go to a file."""
-    import train_throughput as bench  # beside this script: its workers build and step the contenders
+    from benchmarks.workers import KerasWorker, TorchWorker
+
     if framework == "tensorflow":
-        contender = bench.KerasWorker({"backend": "tensorflow",
+        contender = KerasWorker({"backend": "tensorflow",
                                        "intra_op_threads": request["tf_intra_op_threads"],
                                        "inter_op_threads": request["tf_inter_op_threads"]})
         setup = dict(request, impl="ours", xla=False)
     else:
-        contender = bench.TorchWorker({"threads": 0, "torch_compile": False,
+        contender = TorchWorker({"threads": 0, "torch_compile": False,
                                        "memory_format": "channels_last"})
         setup = dict(request, impl="torch")
     contender.setup_train(setup)  # warmup_steps, then one step
@@ -349,9 +352,10 @@ def main(argv: list[str]) -> int:
     if len(argv) > 1:
         print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
-    import train_throughput as bench
+    from benchmarks.contenders import CIFAR_NETS, IMAGENET_NETS
+    from benchmarks.protocol import find_torch_python
 
-    nets = (*bench.CIFAR_NETS, *bench.IMAGENET_NETS)
+    nets = (*CIFAR_NETS, *IMAGENET_NETS)
     if flag_values.net not in nets:
         print(f"error: --net={flag_values.net}: unknown; allowed: {', '.join(nets)}", file=sys.stderr)
         return 2
@@ -361,7 +365,7 @@ def main(argv: list[str]) -> int:
     if precision == "auto":
         precision = "bfloat16" if runtime.bfloat16_hardware() else "float32"
     quick = flag_values.quick
-    imagenet = flag_values.net in bench.IMAGENET_NETS
+    imagenet = flag_values.net in IMAGENET_NETS
     batch = 8 if quick and not flag_values["batch"].present else flag_values.batch
     request = {"id": "kernels", "net": flag_values.net, "precision": precision,
                "image": 224 if imagenet else 32, "channels": 3, "classes": 1000 if imagenet else 10,
@@ -378,7 +382,7 @@ def main(argv: list[str]) -> int:
                                                "tf_inter_op_threads", "tf_intra_op_threads",
                                                "elementwise_shape", "chain", "calls")},
               "cpu": runtime.cpu_model(), "frameworks": {}}
-    torch_python, torch_note = bench.find_torch_python(flag_values.torch_python)
+    torch_python, torch_note = find_torch_python(flag_values.torch_python)
     with tempfile.TemporaryDirectory(prefix="onednn_kernels-") as work:
         for framework in FRAMEWORKS:
             python = sys.executable if framework == "tensorflow" else torch_python

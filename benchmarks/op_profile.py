@@ -106,7 +106,7 @@ def markdown(result: dict) -> str:
 
 
 def define_flags() -> None:
-    """The script's absl flags (defined only when run, not when make_performance imports it)."""
+    """The script's absl flags (defined only when run, not when imported)."""
     flags.DEFINE_string("net", "resnet56", "Net to profile (keras_resnet.list_models()).")
     flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"],
                       "float32, or mixed bfloat16 (bfloat16 convolutions, float32 weights).")

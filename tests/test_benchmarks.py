@@ -1,4 +1,4 @@
-"""benchmarks/train_throughput.py, docs/make_performance.py and benchmarks/gpu_suite.sh (issue 10).
+"""The benchmarks package, docs/make_performance.py and benchmarks/gpu_suite.sh.
 
 The quick modes run as real processes on real frameworks; the tests check the JSON's shape and
 that every figure is positive and finite. The speed goals are checked by running the benchmark
@@ -7,11 +7,11 @@ on a quiet machine, not here.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -19,18 +19,14 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import contenders, stats
+from benchmarks.goals import evaluate_goals
 from keras_resnet import runtime
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARK = REPO / "benchmarks" / "train_throughput.py"
+RECORDS = REPO / "results" / "benchmarks"
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
-
-
-def load(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def env() -> dict:
@@ -53,11 +49,26 @@ def torch_available() -> bool:
         if Path("/usr/bin/python3").exists() else False
 
 
-def performance_page(path: Path, out: Path, *extra: str) -> str:
-    """docs/make_performance.py's page from the quick run's JSON `path` and `extra` flags."""
-    check(run(sys.executable, str(REPO / "docs" / "make_performance.py"), f"--json={path}", *extra,
-              f"--out={out}", timeout=120))
+def performance_page(tmp_path: Path, full_run: Path, **records: Path) -> str:
+    """docs/make_performance.py's page from the full run `full_run`, with the committed records of
+    results/benchmarks and `records` (file name: path) in their place or beside them."""
+    folder = tmp_path / "records"
+    shutil.copytree(RECORDS, folder, dirs_exist_ok=True)
+    for name, path in records.items():
+        shutil.copy(path, folder / name)
+    out = tmp_path / "performance.md"
+    check(run_python(str(REPO / "docs" / "make_performance.py"), f"--json={full_run}",
+                     f"--results_dir={folder}", f"--out={out}"))
     return out.read_text()
+
+
+def run_python(*args: str) -> subprocess.CompletedProcess:
+    return run(sys.executable, *args, timeout=120)
+
+
+def span(ratios: list[float]) -> str:
+    low, high = f"{min(ratios):.2f}", f"{max(ratios):.2f}"
+    return f"{low}x" if low == high else f"{low}-{high}x"
 
 
 def assert_positive(value, where: str) -> None:
@@ -72,7 +83,7 @@ def quick(tmp_path_factory) -> tuple[dict, str, Path]:
     if not FASHION_MNIST.exists():
         pytest.fail(f"{FASHION_MNIST} missing: install Debian's dataset-fashion-mnist (.ci/run does)")
     path = tmp_path_factory.mktemp("bench") / "quick.json"
-    impls = ",".join(load(BENCHMARK).IMPLS)  # the default leaves reference_channels_first out
+    impls = ",".join(contenders.IMPLS)  # the default leaves reference_channels_first out
     result = run(sys.executable, str(BENCHMARK), "--quick", f"--impls={impls}",
                  "--threads_precisions=auto,float32", f"--json={path}")
     check(result)
@@ -169,8 +180,11 @@ def test_quick_run_measures_every_section_with_positive_finite_figures(quick):
     if trainers != "float32":  # the float32 goals are given beside the trainers' precision's
         assert {g["key"] for g in data["goals_float32"]} == set(goals)
     assert data["machine"]["cpu_count"] == os.cpu_count()
-    # The printed table is the JSON's.
+    # The printed tables are the JSON's; a precision column only where threads trained in several.
     assert "### Goals (training in " in stdout and "| resnet20 | keras.io-style | tensorflow |" in stdout
+    assert f"### TensorFlow threads: training resnet20 at batch {data['threads']['batch']} in " \
+           f"{' and '.join(threads_precisions)}," in stdout
+    assert ("| environment | precision | images/s |" in stdout) == (len(threads_precisions) > 1)
 
 
 def randomize_batch_norm(model, rng) -> None:
@@ -216,12 +230,11 @@ def test_variants_of_our_net_compute_the_same_function(variant):
 
     import keras_resnet
 
-    benchmark = load(BENCHMARK)
     keras.utils.set_random_seed(0)
     ours = keras_resnet.ResNet20(input_shape=(15, 15, 3))  # odd sizes: subsampling rounds up
     rng = np.random.default_rng(0)
     randomize_batch_norm(ours, rng)
-    other = keras.models.clone_model(ours, clone_function=functools.partial(benchmark.variant_layer, variant))
+    other = keras.models.clone_model(ours, clone_function=functools.partial(contenders.variant_layer, variant))
     other.set_weights(ours.get_weights())
     kinds = {type(layer) for layer in other.layers} - {type(layer) for layer in ours.layers}
     assert {kind.__name__ for kind in kinds} == {"ours_keras_bn": {"BatchNormalization"},
@@ -249,9 +262,8 @@ def test_channels_first_reference_computes_the_channels_last_function():
 
     from keras_resnet import count_flops
 
-    benchmark = load(BENCHMARK)
     keras.utils.set_random_seed(0)
-    nets = [benchmark.handwritten_cifar_resnet(keras, 8, (32, 32, 3), 10, data_format)
+    nets = [contenders.handwritten_cifar_resnet(keras, 8, (32, 32, 3), 10, data_format)
             for data_format in ("channels_last", "channels_first")]
     rng = np.random.default_rng(0)
     randomize_batch_norm(nets[0], rng)
@@ -263,7 +275,6 @@ def test_channels_first_reference_computes_the_channels_last_function():
 
 
 def test_goals_compare_in_the_stated_direction():
-    benchmark = load(BENCHMARK)
     training = [
         {"net": "resnet50", "impl": impl, "framework": "tensorflow", "precision": "float32",
          "xla": False, "images_per_s": rate, "percent_of_limit": 30.0}
@@ -271,28 +282,28 @@ def test_goals_compare_in_the_stated_direction():
     result = {"training": training,
               "trainer": {"overhead_percent": 7.0},
               "serving": {"rows": [{"impl": "ours", "p50_ms": 80.0}, {"impl": "reference", "p50_ms": 100.0}]}}
-    goals = {g["key"]: g for g in benchmark.evaluate_goals(result)}
+    goals = {g["key"]: g for g in evaluate_goals(result)}
     assert goals["resnet50_over_applications"]["value"] == pytest.approx(1.25)
     assert goals["resnet50_over_applications"]["met"]
     assert not goals["resnet50_percent_of_limit"]["met"]  # 30% < 40%
     assert not goals["trainer_overhead_percent"]["met"]  # 7% > 5%
     result["trainer"]["overhead_percent"] = -1.0
-    assert {g["key"]: g for g in benchmark.evaluate_goals(result)}["trainer_overhead_percent"]["met"]
+    assert {g["key"]: g for g in evaluate_goals(result)}["trainer_overhead_percent"]["met"]
     assert goals["serving_p50_ratio"]["met"] and goals["serving_p50_ratio"]["target"] == "<= 1"
     # Training goals are in the run's goal precision (the trainers' default), float32 on request.
     bfloat16 = [dict(row, precision="bfloat16", images_per_s=2 * row["images_per_s"] if
                      row["impl"] == "ours" else row["images_per_s"], percent_of_limit=60.0)
                 for row in training]
     mixed = dict(result, training=training + bfloat16, goal_precision="bfloat16")
-    in_bfloat16 = {g["key"]: g for g in benchmark.evaluate_goals(mixed)}
+    in_bfloat16 = {g["key"]: g for g in evaluate_goals(mixed)}
     assert in_bfloat16["resnet50_over_applications"]["value"] == pytest.approx(2.5)
     assert in_bfloat16["resnet50_percent_of_limit"]["met"]
-    in_float32 = {g["key"]: g for g in benchmark.evaluate_goals(mixed, "float32")}
+    in_float32 = {g["key"]: g for g in evaluate_goals(mixed, "float32")}
     assert in_float32["resnet50_over_applications"]["value"] == pytest.approx(1.25)
-    assert benchmark.steal_adjusted([90.0, 100.0, 80.0], [10.0, 0.0, 50.0]) == pytest.approx(100.0)
-    assert math.isnan(benchmark.steal_adjusted([90.0, 100.0], [10.0]))
-    assert benchmark.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0
-    assert benchmark.percentile([1.0, 2.0, 3.0, 4.0], 99) == 4.0
+    assert stats.steal_adjusted([90.0, 100.0, 80.0], [10.0, 0.0, 50.0]) == pytest.approx(100.0)
+    assert math.isnan(stats.steal_adjusted([90.0, 100.0], [10.0]))
+    assert stats.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0
+    assert stats.percentile([1.0, 2.0, 3.0, 4.0], 99) == 4.0
 
 
 @pytest.mark.parametrize("flag, message", [
@@ -313,36 +324,37 @@ def test_bad_flags_fail_with_a_clear_error(flag, message):
 
 def test_performance_page_is_generated_from_the_json(quick, tmp_path):
     data, _, path = quick
-    out = tmp_path / "performance.md"
-    check(run(sys.executable, str(REPO / "docs" / "make_performance.py"), f"--json={path}",
-              f"--out={out}", timeout=120))
-    text = out.read_text()
+    text = performance_page(tmp_path, path)
     assert text.startswith("# Performance")
     assert f"{data['machine']['cpu']}, {data['machine']['cpu_count']} cores" in text
     assert "python benchmarks/train_throughput.py --quick" in text
     for goal in data["goals"]:
-        assert goal["goal"] in text
+        assert f"| {goal['goal']} | {goal['target']} | {goal['value']:.2f} |" in text
     for row in data["training"]:
         assert f"| {row['net']} | {row['implementation']} | {row['framework']} |" in text
-    assert "## Batch normalization: TensorFlow's fused kernel against Keras's" in text
-    assert "- resnet20, float32, XLA off: fused BN " in text
-    assert "## Option A shortcut: reshape + slice against the strided slice" in text
-    assert "- resnet20, float32, XLA off: reshape + slice " in text
-    assert "### Option A's subsampling alone" in text
-    threads_precisions = data["threads"]["precisions"]
-    assert f"### TensorFlow threads: training resnet20 at batch {data['threads']['batch']} in " \
-           f"{' and '.join(threads_precisions)}," in text
-    # a precision column only where the section trained in more than one
-    assert ("| environment | precision | images/s |" in text) == (len(threads_precisions) > 1)
+    # the defaults decided on this run's figures cite it, with their ratios
+    rows = {(r["impl"], r["precision"]): r["images_per_s"] for r in data["training"]}
+    bn = [rows["ours", p] / rows["ours_keras_bn", p] for p in data["settings"]["precisions"]]
+    assert (f"- BN: `keras_resnet.layers.BatchNormalization` trains with TensorFlow's fused "
+            f"kernel, {span(bn)} the speed of Keras's own layer over the nets (`{path}`).") in text
+    assert "- Option A shortcut: `keras_resnet.layers.subsample` (reshape + slice), " in text
 
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"machine": {}}))
-    result = run(sys.executable, str(REPO / "docs" / "make_performance.py"), f"--json={bad}",
-                 f"--out={tmp_path / 'x.md'}", timeout=120)
+    result = run_python(str(REPO / "docs" / "make_performance.py"), f"--json={bad}",
+                        f"--out={tmp_path / 'x.md'}")
     assert result.returncode == 2 and "not a train_throughput.py result" in result.stderr
-    result = run(sys.executable, str(REPO / "docs" / "make_performance.py"), f"--json={path}",
-                 f"--settings_json={bad}", f"--out={tmp_path / 'x.md'}", timeout=120)
-    assert result.returncode == 2 and f"--settings_json={bad} lacks" in result.stderr
+
+
+def test_readme_speed_section_quotes_the_runs_goals(quick):
+    data, _, path = quick
+    result = run_python(str(REPO / "docs" / "make_performance.py"), f"--json={path}", "--readme")
+    check(result)
+    goals = {g["key"]: g["value"] for g in data["goals"]}
+    assert result.stdout.startswith("## Speed\n")
+    if "resnet20_over_torch" in goals:
+        assert f"CIFAR ResNet-20: {goals['resnet20_over_torch']:.2f}x PyTorch's" in result.stdout
+    assert f"Goals met: {sum(g['met'] for g in data['goals'])} of {len(goals)}." in result.stdout
 
 
 def test_op_profile_sums_traced_op_time_by_type_and_feeds_the_performance_page(quick, tmp_path):
@@ -361,10 +373,11 @@ def test_op_profile_sums_traced_op_time_by_type_and_feeds_the_performance_page(q
     assert sum(r["percent"] for r in profile["ops"]) == pytest.approx(100)
     for row in profile["ops"]:
         assert_positive(row["seconds"], row["op_type"])
-    text = performance_page(path, tmp_path / "performance.md", f"--op_profile_json={profile_path}")
-    assert "## Where a training step's time goes (TensorFlow profiler)" in text
-    assert f"resnet20 (bfloat16) at batch {profile['batch']} on {profile['cpu']}" in text
-    assert f"| {profile['ops'][0]['op_type']} | {profile['ops'][0]['seconds']:.3f} |" in text
+    assert f"| {profile['ops'][0]['op_type']} | {profile['ops'][0]['seconds']:.3f} |" in result.stdout
+    text = performance_page(tmp_path, path, **{"op-profile-quick.json": profile_path})
+    top = profile["ops"][0]
+    assert (f"- Op time of resnet20 (bfloat16) on {profile['cpu']}: {top['op_type']} "
+            f"{top['percent']:.0f}%") in text
     bad = run(sys.executable, str(REPO / "benchmarks" / "op_profile.py"), "--net=resnet7", timeout=120)
     assert bad.returncode == 2 and "--net=resnet7: unknown" in bad.stderr
 
@@ -372,8 +385,9 @@ def test_op_profile_sums_traced_op_time_by_type_and_feeds_the_performance_page(q
 def test_onednn_kernels_times_each_frameworks_primitives_and_feeds_the_performance_page(quick, tmp_path):
     data, _, path = quick
     kernels_path = tmp_path / "kernels.json"
-    check(run(sys.executable, str(REPO / "benchmarks" / "onednn_kernels.py"), "--quick",
-              "--precision=float32", f"--json={kernels_path}"))
+    result = run(sys.executable, str(REPO / "benchmarks" / "onednn_kernels.py"), "--quick",
+                 "--precision=float32", f"--json={kernels_path}")
+    check(result)
     kernels = json.loads(kernels_path.read_text())
     assert kernels["net"] == "resnet20" and kernels["precision"] == "float32" and kernels["cpu"]
     assert (kernels["tf_inter_op_threads"], kernels["tf_intra_op_threads"]) == (1, 0)
@@ -419,43 +433,32 @@ def test_onednn_kernels_times_each_frameworks_primitives_and_feeds_the_performan
         assert compared and all(row["tensorflow"] and row["torch"] for row in compared), compared
     else:
         assert "PyTorch absent" in frameworks["torch"]["skipped"]
-    out = tmp_path / "performance.md"
-    text = performance_page(path, out, f"--onednn_kernels_json={kernels_path}")
-    assert "## oneDNN kernels: TensorFlow's against PyTorch's" in text
-    assert f"oneDNN: TensorFlow (ours) {ours['onednn']['version']}" in text
+    stdout = result.stdout
+    assert f"oneDNN: TensorFlow (ours) {ours['onednn']['version']}" in stdout
     integer_view = ours["elementwise"]["float32"]["relu gradient, integer view"]
-    assert f"| relu gradient, integer view | {integer_view:.3f} |" in text
+    assert f"| relu gradient, integer view | {integer_view:.3f} |" in stdout
     if torch_available():  # reorders side by side, and what running a primitive costs
         executions = f"{ours['executions_per_step']:.0f}"
-        assert f"oneDNN primitive executions per step: TensorFlow (ours) {executions}, " in text
-        assert "Median reorder: TensorFlow (ours) " in text
-    bad = run(sys.executable, str(REPO / "docs" / "make_performance.py"), f"--json={path}",
-              f"--onednn_kernels_json={path}", f"--out={out}", timeout=120)
-    assert bad.returncode == 2 and f"--onednn_kernels_json={path} lacks" in bad.stderr
+        assert f"oneDNN primitive executions per step: TensorFlow (ours) {executions}, " in stdout
+        assert "Median reorder: TensorFlow (ours) " in stdout
+    text = performance_page(tmp_path, path, **{"onednn-kernels-quick.json": kernels_path})
+    assert (f"- oneDNN kernels of resnet20 (float32): tensorflow {ours['step_ms']:.0f} ms a step, "
+            f"{ours['onednn_ms_per_step']:.0f} in {ours['executions_per_step']:.0f} oneDNN "
+            "primitives") in text
     bad = run(sys.executable, str(REPO / "benchmarks" / "onednn_kernels.py"), "--net=resnet7", timeout=120)
     assert bad.returncode == 2 and "--net=resnet7: unknown" in bad.stderr
 
 
-def test_settings_runs_get_their_own_section_on_the_performance_page(quick, tmp_path):
+def test_a_settings_record_gives_its_default_one_line_with_its_ratio(quick, tmp_path):
+    """The data-format line is computed from its record: here the quick run in its place."""
     data, _, path = quick
-    out = tmp_path / "performance.md"
-    check(run(sys.executable, str(REPO / "docs" / "make_performance.py"), f"--json={path}",
-              f"--settings_json={path}", f"--out={out}", timeout=120))
-    text = out.read_text()
-    section = text.split("## Settings run: `python benchmarks/train_throughput.py --quick")[1]
-    assert "### Training" in section and "### CIFAR trainer" not in section
-    for row in data["training"]:
-        assert f"| {row['net']} | {row['implementation']} | {row['framework']} |" in section
-    # the run's goals come with it, as measured on its machine
-    assert "### Goals" in section
-    goal = data["goals"][0]
-    assert f"| {goal['goal']} |" in section.split("### Goals")[1]
-    # the data-format figure: the keras.io-style net in channels_last over channels_first
-    rows = {(r["impl"], r["precision"]): r for r in data["training"]}
-    last, first = rows[("reference", "float32")], rows[("reference_channels_first", "float32")]
-    assert (f"- resnet20, float32, XLA off: channels_last {last['images_per_s']:.1f} images/s, "
-            f"channels_first {first['images_per_s']:.1f}: "
-            f"{last['images_per_s'] / first['images_per_s']:.2f}x") in section
+    text = performance_page(tmp_path, path, **{"speed-data-format_amx-xeon-2core.json": path})
+    rows = {(r["impl"], r["precision"]): r["images_per_s"] for r in data["training"]}
+    ratios = [rows["reference", p] / rows["reference_channels_first", p]
+              for p in data["settings"]["precisions"]]
+    assert (f"- Data format: channels_last only; the keras.io-style net trained {span(ratios)} as "
+            "fast in channels_last as in channels_first") in text
+    assert "## Settings run" not in text  # the record's own tables stay in the record
 
 
 def test_gpu_suite_quick_runs_the_jax_path_on_cpu(tmp_path):
@@ -479,12 +482,13 @@ def test_gpu_suite_quick_runs_the_jax_path_on_cpu(tmp_path):
 
 def test_bfloat16_accuracy_trains_both_precisions_alike_and_feeds_the_performance_page(quick, tmp_path):
     """--quick: one seed, a tiny run per precision through training/cifar10.py; the JSON pairs
-    them, and docs/make_performance.py puts its table on the page."""
+    them, and docs/make_performance.py puts its line on the page."""
     data, _, path = quick
     script = REPO / "benchmarks" / "bfloat16_accuracy.py"
     accuracy_path = tmp_path / "bf16.json"
-    check(run(sys.executable, str(script), "--quick", f"--json={accuracy_path}",
-              f"--model_dir_root={tmp_path / 'runs'}", timeout=600))
+    result = run(sys.executable, str(script), "--quick", f"--json={accuracy_path}",
+                 f"--model_dir_root={tmp_path / 'runs'}", timeout=600)
+    check(result)
     accuracy = json.loads(accuracy_path.read_text())
     runs = {r["precision"]: r for r in accuracy["runs"]}
     assert set(runs) == {"none", "bfloat16"}
@@ -495,13 +499,9 @@ def test_bfloat16_accuracy_trains_both_precisions_alike_and_feeds_the_performanc
     summary = accuracy["summary"]
     assert summary["bfloat16_minus_float32"] == pytest.approx(
         runs["bfloat16"]["test_error"] - runs["none"]["test_error"])
-    out = tmp_path / "performance.md"
-    check(run(sys.executable, str(REPO / "docs" / "make_performance.py"), f"--json={path}",
-              f"--bfloat16_accuracy_json={accuracy_path},{accuracy_path}", f"--out={out}", timeout=120))
-    text = out.read_text()
-    assert "## bfloat16 and accuracy" in text
-    assert f"| mixed bfloat16 | 0 | {100 * runs['bfloat16']['test_error']:.2f}% |" in text
-    # one table per machine the check ran on, each naming its CPU
-    assert text.count(f"Machine: {accuracy['machine']['cpu']}, ") == 2
+    assert f"| mixed bfloat16 | 0 | {100 * runs['bfloat16']['test_error']:.2f}% |" in result.stdout
+    text = performance_page(tmp_path, path, **{"bfloat16-accuracy_amx-xeon.json": accuracy_path})
+    assert (f"against float32: {100 * summary['bfloat16']['mean_test_error']:.2f}% against "
+            f"{100 * summary['none']['mean_test_error']:.2f}%, ") in text
     bad = run(sys.executable, str(script), "--seeds=one", f"--json={tmp_path / 'x.json'}", timeout=120)
     assert bad.returncode == 2 and "--seeds=one: need a comma-separated list of integers" in bad.stderr

@@ -1,6 +1,9 @@
-"""The README's network table is the generator's output, not typed by hand (issue 2)."""
+"""Generated pages are their generators' output from the committed records, not typed by hand."""
 
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -13,8 +16,39 @@ def load_generator():
     return module
 
 
+def run(*command: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p))
+    return subprocess.run([sys.executable, *command], check=False, cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
 def test_readme_network_table_is_up_to_date():
     generator = load_generator()
     readme = (REPO / "README.md").read_text()
     assert generator.with_table(readme, generator.table()) == readme, \
         "README table is stale: run python docs/model_table.py --write"
+
+
+def test_performance_page_is_regenerated_from_the_records(tmp_path):
+    out = tmp_path / "performance.md"
+    result = run("docs/make_performance.py", f"--out={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert out.read_text() == (REPO / "docs" / "performance.md").read_text(), \
+        "docs/performance.md is stale: run python docs/make_performance.py"
+
+
+def test_performance_page_fits_on_a_few_screens():
+    page = (REPO / "docs" / "performance.md").read_text()
+    assert len(page.splitlines()) <= 200
+    assert page.count("### Matrix-multiply limit") == 0  # one sentence, not a table per run
+
+
+def test_start_of_training_page_is_regenerated_from_its_record(tmp_path):
+    out = tmp_path / "start_of_training.md"
+    result = run("benchmarks/torch_start_of_training.py",
+                 "--page_from=results/benchmarks/start-of-training_x86-2core.json",
+                 f"--markdown={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert out.read_text() == (REPO / "docs" / "start_of_training.md").read_text(), \
+        "docs/start_of_training.md is stale: rerun its --page_from command"
