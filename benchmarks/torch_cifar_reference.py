@@ -88,7 +88,9 @@ def import_cifar_data() -> types.ModuleType:
 def build_net(torch: Any, model: str, classifier_init: str, seed: int) -> Any:
     """The CIFAR net of Sec. 4.2 with He-normal conv weights (untruncated N(0, 2 / fan_in), as
     ours) and the fc layer initialised by `classifier_init` (torch or glorot)."""
-    from train_throughput import torch_cifar_resnet  # benchmarks/: the one import of that module
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from benchmarks.contenders import torch_cifar_resnet  # stdlib-only imports, no Keras
 
     torch.manual_seed(seed)
     net = torch_cifar_resnet(torch, int(model.removeprefix("resnet").removeprefix("plain")), 10,
