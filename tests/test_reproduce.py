@@ -129,7 +129,7 @@ def test_tiny_suite_resumes_records_and_reports(tmp_path):
         assert cells[5] == (f"{int(best['epoch'])} ({percent(best['val_error'])} / "
                             f"{percent(best['test_error'])})"), cells
         assert cells[6] == str(TINY_STEPS) and cells[7] == f"{results['train_wall_s'] / 60:.1f} min"
-        assert cells[9] == "none" and cells[11] in ("8.75%", "Fig. 6 curves only")
+        assert cells[9] == "float32" and cells[11] in ("8.75%", "Fig. 6 curves only")
     torch_rows = metrics(records / "tiny" / "torch_resnet20")
     assert row_cells(section, "ResNet-20")[10] == (
         f"{percent(torch_rows[-1]['train_error'])} / {percent(torch_results['test_error'])}")

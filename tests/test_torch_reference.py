@@ -3,8 +3,6 @@ real CIFAR-10 JPEGs, writing the model_dir files our trainer writes, resumable a
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import json
 import signal
 import subprocess
@@ -17,7 +15,8 @@ import numpy as np
 import pytest
 
 import keras_resnet
-from keras_resnet.training import trainer
+from keras_resnet.training import report, trainer
+from keras_resnet.training.suites import SUITES
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "torch_cifar_reference.py"
@@ -73,16 +72,6 @@ def snapshot(model_dir: Path) -> dict[str, bytes]:
             for p in sorted(model_dir.rglob("*")) if p.is_file()}
 
 
-@functools.cache
-def reproduce_module():
-    """training/reproduce.py, whose report reads our trainers' model_dirs."""
-    spec = importlib.util.spec_from_file_location("reproduce", REPO / "training" / "reproduce.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # for its dataclasses
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def finished_run(cifar_folder, tmp_path_factory) -> Path:
     """ResNet-20, 28 steps without interruption."""
@@ -128,11 +117,12 @@ def test_files_follow_our_trainers_schema_and_schedule(finished_run):
     assert hardware["torch_threads"] == 1
     assert not (finished_run / "data.npz").exists()
 
-    reproduce = reproduce_module()  # the report's readers take these files as they are
-    record = reproduce.RunRecord("resnet20", finished_run, rows, results)
+    # The report's readers take these files as they are.
+    record = report.RunRecord("torch_resnet20", finished_run, rows, results)
     assert record.final_train_error == rows[-1]["train_error"]
-    assert "-core" in reproduce.machine(results) and "(pytorch" in reproduce.machine(results)
-    assert reproduce.scale_text(reproduce.SUITES["cifar_8k"], [record]).startswith(
+    assert record.precision == "float32"
+    assert "-core" in report.machine(results) and "(pytorch" in report.machine(results)
+    assert report.scale_text(SUITES["cifar_8k"], [record]).startswith(
         "CIFAR-10 (JPEG q75 copy): 320 training images, 50 validation, 80 test; 28 iterations")
 
 

@@ -78,9 +78,11 @@ class RunRecord:
 
     @property
     def precision(self) -> str:
+        """float32, bfloat16 (mixed) or float16 (mixed), as the run recorded it."""
         if not self.results:
             return ""
-        return self.results.get("mixed_precision") or self.results.get("precision", "")
+        mode = self.results.get("mixed_precision") or self.results.get("precision", "")
+        return "float32" if mode == "none" else mode
 
 
 def write_responses(path: Path, responses: list[tuple[str, float]], images: int) -> None:
