@@ -1,11 +1,13 @@
 """Train the CIFAR nets of He et al. 2015, Sec. 4.2, with the paper's recipe.
 
-    python training/cifar10.py --model=resnet110 --strategy=mirrored --model_dir=runs/r110
+    python training/cifar10.py --model=resnet110 --strategy=mirrored --data_source=tfds \
+        --model_dir=runs/r110
 
 Defaults: batch 128, SGD momentum 0.9, weight decay 1e-4, lr 0.1 divided by 10 at 32k and 48k
 iterations, 64k iterations, a 45k/5k train/validation split, 4-pixel pad + random crop + flip,
 per-pixel mean subtraction (stored in the model), warm-up at 0.01 for ResNet-110 and deeper until
-the training error is below 80%. Rerunning the same command resumes; a finished run is not redone.
+the training error is below 80%. Rerunning the same command resumes; a finished run is not redone;
+a rerun with other defining flags is refused (keras_resnet.training.resume).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import keras_resnet  # noqa: I001 (first: keras_resnet.runtime sets TF's oneDNN 
 import keras
 from absl import app, flags
 
-from keras_resnet.training import cifar_data, distribute, schedules, trainer
+from keras_resnet.training import cifar_data, distribute, resume, schedules, trainer
 from keras_resnet.training.errors import UsageError
 from keras_resnet.training.flags import define_common_flags, flag_values_dict
 
@@ -59,6 +61,7 @@ def main(argv: list[str]) -> int:
 
 
 def train() -> int:
+    resume.check_rerun(FLAGS.model_dir, flag_values_dict())  # before anything reads or writes it
     distribution = distribute.get_distribution(FLAGS.strategy, FLAGS.num_gpus, FLAGS.tpu,
                                                FLAGS.num_cpu_devices)
     distribute.check_global_batch(FLAGS.batch_size, distribution.num_replicas, FLAGS.strategy)
@@ -128,7 +131,7 @@ def train() -> int:
         steps_per_execution=FLAGS.steps_per_execution, keep_checkpoints=FLAGS.keep_checkpoints,
         checkpoint_steps=FLAGS.checkpoint_steps, log_steps=FLAGS.log_steps,
         verbose=FLAGS.verbose, seed=seed, label_smoothing=FLAGS.label_smoothing,
-        flags=flag_values_dict(),
+        start_over=FLAGS.start_over, flags=flag_values_dict(),
         metadata={"model": FLAGS.model, "dataset": FLAGS.dataset,
                   "class_names": data.class_names, "image_size": list(image_shape[:2]),
                   "channels": int(image_shape[2]), "padded_from": padded_from,

@@ -24,7 +24,7 @@ import keras_resnet  # noqa: I001 (first: keras_resnet.runtime sets TF's oneDNN 
 import keras
 from absl import app, flags
 
-from keras_resnet.training import distribute, evaluation, schedules, trainer
+from keras_resnet.training import distribute, evaluation, resume, schedules, trainer
 from keras_resnet.training import imagenet_input as data
 from keras_resnet.training.flags import define_common_flags, flag_values_dict
 
@@ -80,6 +80,7 @@ def _schedule(steps_per_epoch: int) -> schedules.PiecewiseConstantWarmup:
 
 
 def train() -> int:
+    resume.check_rerun(FLAGS.model_dir, flag_values_dict())  # before anything reads or writes it
     unknown = [m for m in FLAGS.eval_modes if m not in evaluation.MODES]
     if unknown:
         raise ValueError(f"--eval_modes={','.join(FLAGS.eval_modes)}: unknown {unknown}; allowed: "
@@ -140,7 +141,8 @@ def train() -> int:
         mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
         steps_per_execution=FLAGS.steps_per_execution, keep_checkpoints=FLAGS.keep_checkpoints,
         checkpoint_steps=FLAGS.checkpoint_steps, log_steps=FLAGS.log_steps, verbose=FLAGS.verbose,
-        seed=FLAGS.seed, label_smoothing=FLAGS.label_smoothing, flags=flag_values_dict(),
+        seed=FLAGS.seed, label_smoothing=FLAGS.label_smoothing,
+        start_over=FLAGS.start_over, flags=flag_values_dict(),
         metadata={"model": FLAGS.model, "dataset": info.dataset, "class_names": list(info.class_names),
                   "image_size": [size, size], "channels": 3, "eval_resize": data.eval_resize(size),
                   "mean": FLAGS.mean, "data_source": info.source, "crop": FLAGS.crop,

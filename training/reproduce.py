@@ -309,11 +309,10 @@ def command_line(run: dict) -> list[str]:
 
 
 def read_json(path: Path) -> dict | None:
-    """The JSON file's contents, or None if it is missing or unreadable."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    """The JSON file's contents, or None if it is missing or unreadable (through tf.io.gfile)."""
+    from keras_resnet.training.files import read_json as read
+
+    return read(str(path))
 
 
 def check_model_dir(model_dir: Path, run: dict) -> bool:
@@ -326,7 +325,7 @@ def check_model_dir(model_dir: Path, run: dict) -> bool:
         now = ", ".join(f"--{k}={run.get(k)}" for k in differing)
         raise RunnerError(f"{model_dir} was started with other flags ({before}; this suite asks "
                           f"{now}): pass another --runs_dir or delete it.")
-    return started is not None and (model_dir / "results.json").exists()
+    return started is not None and read_json(model_dir / "results.json") is not None
 
 
 def train_suite(suite: Suite, models: list[str], runs_dir: Path, cifar_tar: Path,
@@ -401,7 +400,7 @@ class RunRecord:
 
 def load_runs(suite: Suite, runs_dir: Path) -> list[RunRecord]:
     """The suite's model_dirs that have at least one epoch in metrics.csv, in suite order."""
-    from keras_resnet.training.trainer import read_metrics_csv
+    from keras_resnet.training.files import read_metrics_csv
 
     records = []
     for model in suite.models:

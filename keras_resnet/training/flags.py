@@ -64,6 +64,9 @@ def define_common_flags(
                          "(0: at the end of every epoch only).", lower_bound=0)
     flags.DEFINE_integer("log_steps", 100, "Write step-level TensorBoard scalars this often.",
                          lower_bound=1)
+    flags.DEFINE_bool("start_over", False, "Train from step 0 when --model_dir has checkpoints "
+                      "and none loads (all damaged; they are moved to checkpoints/damaged/). "
+                      "Without it such a run stops and lists them.")
     flags.DEFINE_integer("verbose", None, "Keras progress output: 0 silent, 1 progress bar, "
                          "2 one line per epoch (default: 1 on a terminal, else 2).")
 

@@ -4,18 +4,17 @@
 from the newest checkpoint in `model_dir/checkpoints` (weights, optimizer state and step; the
 data position follows from the step), trains to exactly `total_steps`, and writes the model_dir
 contract: checkpoints/, logs/ (TensorBoard), metrics.csv, metadata.json, results.json and the
-final model.keras. Files are written atomically (temp file + rename), so a killed run never leaves a half file.
-Where TensorFlow is installed, model_dir I/O goes through tf.io.gfile, so model_dir may be a gs://
-(or any tf.io.gfile) path; without TensorFlow (the JAX machine) it must be a local path.
+final model.keras. Files are written atomically (`files`: temp file + rename), so a killed run
+never leaves a half file. Where TensorFlow is installed, model_dir I/O goes through tf.io.gfile, so
+model_dir may be a gs:// (or any tf.io.gfile) path; without TensorFlow (the JAX machine) it must be
+a local path. A rerun with other defining flags is refused and damaged checkpoints are skipped
+(`resume`).
 Only the chief writes model_dir's own files; another worker of a multi-worker run writes its
 copies (for checking, e.g. that its weights equal the chief's) to model_dir/worker-ID/.
 """
 
 from __future__ import annotations
 
-import csv
-import functools
-import json
 import math
 import os
 import platform
@@ -25,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import keras
-import numpy as np
 
 from keras_resnet import runtime
 from keras_resnet.losses import SparseLabelSmoothingCrossentropy
@@ -36,6 +34,22 @@ from keras_resnet.training.distribute import (
     prepare_model,
 )
 from keras_resnet.training.errors import UsageError
+from keras_resnet.training.files import (
+    CHECKPOINT_PREFIX,
+    append_line,
+    list_checkpoints,
+    list_dir,
+    make_dirs,
+    path_exists,
+    read_json,
+    read_metrics_csv,
+    read_text,
+    remove_file,
+    rename,
+    write_atomic,
+    write_json,
+)
+from keras_resnet.training.resume import check_rerun, defining_flags, restore_latest
 from keras_resnet.training.schedules import (
     LearningRateController,
     PiecewiseConstantWarmup,
@@ -44,7 +58,6 @@ from keras_resnet.training.schedules import (
 
 CSV_COLUMNS = ("epoch", "step", "lr", "loss", "train_error", "val_loss", "val_error",
                "test_loss", "test_error", "wall_s")
-CHECKPOINT_PREFIX = "ckpt-"
 
 
 def check_label_smoothing(value: float) -> None:
@@ -82,6 +95,10 @@ class TrainConfig:
     seed: int = 0
     # Mix e of the uniform distribution into the one-hot targets (0: the paper's plain loss).
     label_smoothing: float = 0.0
+    # Train from step 0 when checkpoints exist and none loads (all damaged); else that stops.
+    start_over: bool = False
+    # The script's flag values: results.json records them all, metadata.json those defining
+    # the run (resume.defining_flags), which a rerun into the model_dir must repeat.
     flags: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
     # Metrics besides accuracy (e.g. top-5), made under the strategy scope; logged as NAME,
@@ -157,138 +174,6 @@ def check_steps_per_execution(steps_per_execution: int, steps_per_epoch: int, to
             f"{', '.join(map(str, divisors))}.")
 
 
-# --------------------------------------------------------------------------- files
-
-@functools.cache
-def _gfile():
-    """tf.io.gfile where TensorFlow is installed (local, gs://, ram://, ... paths), else None."""
-    if not is_tensorflow_installed():
-        return None
-    import tensorflow as tf
-
-    return tf.io.gfile
-
-
-def path_exists(path: str) -> bool:
-    gfile = _gfile()
-    return gfile.exists(path) if gfile else os.path.exists(path)
-
-
-def make_dirs(path: str) -> None:
-    gfile = _gfile()
-    if gfile:
-        gfile.makedirs(path)
-    else:
-        os.makedirs(path, exist_ok=True)
-
-
-def list_dir(path: str) -> list[str]:
-    """Names in the directory `path` ([] if it does not exist)."""
-    gfile = _gfile()
-    if gfile:
-        return [name.rstrip("/") for name in gfile.listdir(path)] if gfile.isdir(path) else []
-    return os.listdir(path) if os.path.isdir(path) else []
-
-
-def remove_file(path: str) -> None:
-    gfile = _gfile()
-    if gfile:
-        gfile.remove(path)
-    else:
-        os.remove(path)
-
-
-def rename(source: str, target: str) -> None:
-    """Move `source` to `target`, replacing it (an atomic rename on local disks)."""
-    gfile = _gfile()
-    if gfile:
-        gfile.rename(source, target, overwrite=True)
-    else:
-        os.replace(source, target)
-
-
-def read_text(path: str) -> str:
-    gfile = _gfile()
-    if gfile:
-        with gfile.GFile(path, "r") as f:
-            return f.read()
-    with open(path) as f:
-        return f.read()
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Write `text` to `path` through a temp file and a rename."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    gfile = _gfile()
-    if gfile:
-        with gfile.GFile(tmp, "w") as f:
-            f.write(text)
-    else:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-    rename(tmp, path)
-
-
-def append_line(path: str, line: str) -> None:
-    gfile = _gfile()
-    if gfile:
-        with gfile.GFile(path, "a") as f:
-            f.write(line + "\n")
-        return
-    with open(path, "a") as f:
-        f.write(line + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def write_json(path: str, data: dict) -> None:
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=_jsonable) + "\n")
-
-
-def _jsonable(value):
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
-
-
-def read_json(path: str) -> dict | None:
-    """The JSON object in `path`, or None if it is missing or damaged."""
-    if not path_exists(path):
-        return None
-    try:
-        return json.loads(read_text(path))
-    except (OSError, ValueError):
-        return None
-
-
-def list_checkpoints(checkpoint_dir: str) -> list[tuple[int, str]]:
-    """(step, path without extension) of complete checkpoints (weights and state), oldest first."""
-    names = set(list_dir(checkpoint_dir))
-    found = []
-    for name in names:
-        if name.startswith(CHECKPOINT_PREFIX) and name.endswith(".json"):
-            stem = name[: -len(".json")]
-            try:
-                step = int(stem[len(CHECKPOINT_PREFIX):])
-            except ValueError:
-                continue
-            if stem + ".weights.h5" in names:
-                found.append((step, os.path.join(checkpoint_dir, stem)))
-    return sorted(found)
-
-
-def read_metrics_csv(path: str) -> list[dict]:
-    """Rows of metrics.csv as dicts of floats (empty cells omitted)."""
-    if not path_exists(path):
-        return []
-    rows = csv.DictReader(read_text(path).splitlines())
-    return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in rows]
-
-
 # --------------------------------------------------------------------------- callbacks
 
 class StepCounter(keras.callbacks.Callback):
@@ -340,17 +225,21 @@ class EpochMetrics(keras.callbacks.Callback):
 
 class MetricsCSV(keras.callbacks.Callback):
     """Appends one row per epoch to metrics.csv. On resume, rows of steps after the restored
-    checkpoint (written after it and before a crash) are dropped, as they are trained again."""
+    checkpoint (written after it and before a crash) are dropped, as they are trained again;
+    the file is rewritten only then, and only those rows go."""
 
     def __init__(self, path: str, start_step: int, columns: Sequence[str] = CSV_COLUMNS):
         super().__init__()
         self.path = path
         self.columns = tuple(columns)
-        rows = [r for r in read_metrics_csv(path) if r.get("step", 0) <= start_step]
-        lines = [",".join(self.columns)] + [
-            ",".join(_csv_cell(r.get(c)) for c in self.columns) for r in rows
-        ]
-        write_atomic(path, "\n".join(lines) + "\n")
+        lines = read_text(path).splitlines() if path_exists(path) else []
+        if not lines:
+            write_atomic(path, ",".join(self.columns) + "\n")
+            return
+        rows = read_metrics_csv(path)
+        keep = [line for line, row in zip(lines[1:], rows) if row.get("step", 0) <= start_step]
+        if len(keep) < len(rows):
+            write_atomic(path, "\n".join(lines[:1] + keep) + "\n")
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {}, epoch=epoch + 1)
@@ -457,22 +346,6 @@ class IterationScalars(keras.callbacks.Callback):
         self.writer.flush()
 
 
-def restore_latest(model: keras.Model, checkpoint_dir: str) -> dict:
-    """Load the newest loadable checkpoint; returns its state ({} if none)."""
-    for step, base in reversed(list_checkpoints(checkpoint_dir)):
-        state = read_json(base + ".json")
-        if state is None:
-            continue
-        try:
-            model.load_weights(base + ".weights.h5")
-        except Exception as error:  # a damaged file: fall back to the previous checkpoint
-            print(f"warning: cannot load checkpoint {base}.weights.h5 ({error}); trying an older one",
-                  file=sys.stderr)
-            continue
-        return state
-    return {}
-
-
 # --------------------------------------------------------------------------- helpers
 
 def evaluate(model: keras.Model, data: Any, batch_size: int) -> dict:
@@ -566,8 +439,10 @@ def run(
     data: TrainData,
 ) -> dict:
     """Train (or resume) to `config.total_steps` and write the model_dir contract; returns
-    results.json's contents. A finished run is not trained again."""
+    results.json's contents. A finished run is not trained again; a model_dir holding a run
+    with other defining flags is refused before anything in it changes."""
     model_dir = config.model_dir if "://" in config.model_dir else os.path.abspath(config.model_dir)
+    check_rerun(model_dir, config.flags, config.metadata)
     results_path = os.path.join(model_dir, "results.json")
     finished = read_json(results_path)
     if finished and finished.get("steps", -1) >= config.total_steps:
@@ -580,12 +455,12 @@ def run(
     make_dirs(write_dir)
     checkpoint_dir = os.path.join(model_dir, "checkpoints")
     precision = resolve_mixed_precision(config.mixed_precision, distribution)
-    started_in = (read_json(os.path.join(model_dir, "metadata.json")) or {}).get("mixed_precision")
+    recorded = read_json(os.path.join(model_dir, "metadata.json")) or {}
+    started_in = recorded.get("mixed_precision")
     if config.mixed_precision == "auto" and started_in in MIXED_PRECISION_POLICIES:
         precision = started_in  # a resumed run keeps the precision `auto` chose at its start
-    metadata = dict(config.metadata, backend=keras.backend.backend(), mixed_precision=precision)
-    if distribution.is_chief:
-        write_json(os.path.join(model_dir, "metadata.json"), metadata)
+    metadata = dict(config.metadata, backend=keras.backend.backend(), mixed_precision=precision,
+                    flags=recorded.get("flags") or defining_flags(config.flags))
 
     keras.utils.set_random_seed(config.seed)
     set_mixed_precision(precision)
@@ -605,7 +480,10 @@ def run(
         )
         optimizer.build(model.trainable_variables)
         prepare_model(model, distribution)
-        state = restore_latest(model, checkpoint_dir)
+        state = restore_latest(model, checkpoint_dir, config.start_over,
+                               distribution.is_chief)
+    if distribution.is_chief:
+        write_json(os.path.join(model_dir, "metadata.json"), metadata)
     start_step = int(state.get("step", 0))
     check_steps_per_execution(config.steps_per_execution, config.steps_per_epoch, config.total_steps,
                               start_step)
