@@ -20,10 +20,11 @@ from pathlib import Path
 import pytest
 
 from keras_resnet import runtime
+from keras_resnet.training.cifar_data import FASHION_MNIST_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARK = REPO / "benchmarks" / "train_throughput.py"
-FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+FASHION_MNIST = Path(FASHION_MNIST_DIR) / "train-images-idx3-ubyte.gz"
 
 
 def load(path: Path):

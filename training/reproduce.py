@@ -31,7 +31,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # quiet TensorFlow here and 
 REPO = Path(__file__).resolve().parents[1]
 TRAINER = REPO / "training" / "cifar10.py"
 CIFAR_JPEG_TAR = REPO.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
-FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
 CIFAR_CLASSES = 10
 RUNNER_FILE = "runner.json"  # the flags (without paths) the runner started a model_dir with
 
@@ -213,7 +212,8 @@ flags.DEFINE_string("runs_dir", str(REPO / "runs"), "Model_dirs go to RUNS_DIR/S
                     "prepared data to RUNS_DIR/data.")
 flags.DEFINE_string("docs_dir", str(REPO / "docs"), "Where results.md and the figures go.")
 flags.DEFINE_string("cifar_tar", str(CIFAR_JPEG_TAR), "The CIFAR-10 JPEG copy (.tar.gz).")
-flags.DEFINE_string("fashion_mnist_dir", FASHION_MNIST_DIR, "Fashion-MNIST's idx .gz files.")
+flags.DEFINE_string("fashion_mnist_dir", None, "Fashion-MNIST's idx .gz files (default: the "
+                    "trainer's, keras_resnet.training.cifar_data.FASHION_MNIST_DIR).")
 flags.DEFINE_bool("report", True, "Write the report after training.")
 flags.DEFINE_bool("report_only", False, "Only write the report from the existing model_dirs.")
 flags.DEFINE_integer("response_images", 1000, "Test images for Fig. 7's layer responses.",
@@ -224,11 +224,13 @@ FLAGS = flags.FLAGS
 # --------------------------------------------------------------------------- data
 
 def prepare_data(suite: Suite, runs_dir: Path, cifar_tar: Path,
-                 fashion_mnist_dir: str) -> tuple[str, str]:
+                 fashion_mnist_dir: str | None) -> tuple[str, str]:
     """(--data_source, --data_dir) for the suite's trainer runs; CIFAR-10 subsets are extracted
     once from the JPEG copy into RUNS_DIR/data/KEY and reused."""
     if suite.data.dataset == "fashion_mnist":
-        return "files", fashion_mnist_dir
+        from keras_resnet.training.cifar_data import FASHION_MNIST_DIR
+
+        return "files", fashion_mnist_dir or FASHION_MNIST_DIR
     spec = suite.data
     pool = "all" if spec.train_per_class is None else \
         spec.train_per_class + spec.validation_per_class

@@ -104,7 +104,8 @@ def restore_latest(model: keras.Model, checkpoint_dir: str, start_over: bool = F
 
     Damaged checkpoints are reported and skipped; once one loads (or with `start_over`), the
     chief moves them to checkpoints/damaged/. If there are checkpoints and none loads, raise
-    UsageError listing them unless `start_over`. A readable checkpoint that does not fit `model` raises.
+    UsageError listing them unless `start_over`. A readable checkpoint that does not fit `model`
+    raises.
     """
     damaged = []
     for _, base in reversed(list_checkpoints(checkpoint_dir)):
