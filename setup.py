@@ -8,7 +8,13 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
-TRAINING = ["tensorflow-datasets>=4.9", "tensorboard>=2.16", "matplotlib>=3.7"]
+# The trainers' own packages are dependencies: `pip install -e .` gives trainers that run.
+# importlib_resources: tensorflow-datasets 4.9 imports it to download, declaring it for
+# Python < 3.9 only.
+REQUIRES = ["keras>=3.6", "tensorflow>=2.16", "numpy>=1.26", "absl-py>=2.0", "h5py>=3.10",
+            "safetensors>=0.4",
+            "tensorflow-datasets>=4.9", "importlib_resources>=5", "tensorboard>=2.16"]
+TRAINING = ["matplotlib>=3.7"]  # the figures (training/plot_curves.py, layer_responses.py)
 SERVING = ["tensorflow-serving-api>=2.16", "grpcio>=1.60"]
 JAX = ["jax>=0.4.30"]
 TEST = ["pytest>=8", "pytest-xdist>=3", "scikit-image>=0.22", "pillow>=10"]
@@ -19,12 +25,11 @@ setup(
     description='ResNets of He et al., "Deep Residual Learning for Image Recognition", for Keras 3',
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
-    license="Apache-2.0",
+    license="Apache-2.0",  # LICENSE
     python_requires=">=3.10",
     packages=find_packages(include=["keras_resnet", "keras_resnet.*"]),
     package_data={"keras_resnet": ["data/*.json"]},
-    install_requires=["keras>=3.6", "tensorflow>=2.16", "numpy>=1.26", "absl-py>=2.0", "h5py>=3.10",
-                      "safetensors>=0.4"],
+    install_requires=REQUIRES,
     extras_require={
         "training": TRAINING,
         "serving": SERVING,

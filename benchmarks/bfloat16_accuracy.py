@@ -17,7 +17,6 @@ resumes from its checkpoint (the trainer's contract), so restarting the script l
 from __future__ import annotations
 
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -154,11 +153,13 @@ def define_flags() -> None:
 
 
 def machine() -> dict:
-    """The platform, CPU model and the CPU's bfloat16 features (`runtime.bfloat16_hardware`'s)."""
+    """The platform, CPU model and the CPU's bfloat16 features (`runtime.bfloat16_hardware`'s),
+    from `runtime.machine`."""
     from keras_resnet import runtime
 
-    return {"platform": platform.platform(), "cpu": runtime.cpu_model(),
-            "cpu_flags": sorted(f for f in runtime.cpu_flags() if f.startswith(("avx512_bf16", "amx")))}
+    host = runtime.machine()
+    return {"platform": host["platform"], "cpu": host["cpu"],
+            "cpu_flags": [f for f in host["cpu_flags"] if f.startswith(("avx512_bf16", "amx"))]}
 
 
 if __name__ == "__main__":

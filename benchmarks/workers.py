@@ -69,10 +69,10 @@ class KerasWorker:
 
             info["jax"] = jax.__version__
             info["devices"] = [str(d) for d in jax.devices()]
-        from keras_resnet.training import distribute, trainer
+        from keras_resnet.training import distribute, precision
 
         # What the trainers' --mixed_precision=auto trains in here.
-        auto = trainer.resolve_mixed_precision("auto", distribute.get_distribution())
+        auto = precision.resolve_mixed_precision("auto", distribute.get_distribution())
         info["trainers_precision"] = "float32" if auto == "none" else auto
         return info
 

@@ -66,28 +66,31 @@ _JPEG, _PNG, _BMP, _GIF = range(len(_MAGIC))
 
 
 def load_model_dir(model_dir: str | os.PathLike) -> tuple[keras.Model, dict[str, Any]]:
-    """The model and metadata of a trainer's finished model_dir (`model.keras`, `metadata.json`)."""
-    model_dir = Path(model_dir)
+    """The model and metadata of a trainer's finished model_dir (`model.keras`, `metadata.json`);
+    any tf.io.gfile path (local, gs://, ...)."""
+    model_dir = os.fspath(model_dir)
     for name in ("model.keras", "metadata.json"):
-        if not (model_dir / name).is_file():
+        if not tf.io.gfile.exists(os.path.join(model_dir, name)):
             raise FileNotFoundError(f"{model_dir} is not a finished model_dir: it has no {name}.")
-    return load_keras_file(model_dir / "model.keras")
+    return load_keras_file(os.path.join(model_dir, "model.keras"))
 
 
 def load_keras_file(path: str | os.PathLike) -> tuple[keras.Model, dict[str, Any]]:
-    """A `.keras` file (trained under any backend), with the `metadata.json` beside it if any.
+    """A `.keras` file (trained under any backend; any tf.io.gfile path), with the
+    `metadata.json` beside it if any.
 
     Without metadata the input size comes from the model, eval resizes straight to it and the
     class names are unknown.
     """
     _require_tensorflow_backend()
-    path = Path(path)
-    if path.suffix != ".keras" or not path.is_file():
+    path = os.fspath(path)
+    if not path.endswith(".keras") or tf.io.gfile.isdir(path) or not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"{path} is not a .keras file.")
     model = keras.saving.load_model(path, compile=False)
-    metadata_path = path.parent / "metadata.json"
-    if metadata_path.is_file():
-        metadata = json.loads(metadata_path.read_text())
+    metadata_path = os.path.join(os.path.dirname(path), "metadata.json")
+    if tf.io.gfile.exists(metadata_path):
+        with tf.io.gfile.GFile(metadata_path) as f:
+            metadata = json.load(f)
     else:
         height, width, channels = model.input_shape[1:]
         metadata = {"model": model.name, "dataset": None, "class_names": None,
@@ -394,47 +397,57 @@ def _class_tables(class_names: list[str] | None,
 # Writing SavedModels, warm-up records and the model server config
 
 
+def _is_remote(path: str) -> bool:
+    return "://" in path
+
+
 def next_version(export_base: str | os.PathLike) -> int:
-    """The next version number under `export_base` (1 when empty or absent).
+    """The next version number under `export_base` (1 when empty or absent; any tf.io.gfile path).
 
     Raises ValueError when `export_base` holds anything but version directories (1, 2, ...).
     """
-    export_base = Path(export_base)
-    if not export_base.exists():
+    export_base = os.fspath(export_base)
+    if not tf.io.gfile.exists(export_base):
         return 1
-    if not export_base.is_dir():
+    if not tf.io.gfile.isdir(export_base):
         raise ValueError(f"Export base {export_base} is a file, not a directory of versions.")
-    entries = list(export_base.iterdir())
-    strays = sorted(e.name for e in entries if not (e.is_dir() and _VERSION_NAME.fullmatch(e.name)))
+    names = [name.rstrip("/") for name in tf.io.gfile.listdir(export_base)]
+    strays = sorted(name for name in names if not (
+        _VERSION_NAME.fullmatch(name) and tf.io.gfile.isdir(os.path.join(export_base, name))))
     if strays:
         raise ValueError(
             f"Export base {export_base} holds {strays}, which are not version directories "
             f"(1, 2, ...): TF Serving's layout is <export_base>/<version>/. Choose another "
             f"--export_base or move them away.")
-    return max((int(e.name) for e in entries), default=0) + 1
+    return max((int(name) for name in names), default=0) + 1
 
 
 def export_saved_model(model: keras.Model, metadata: dict[str, Any],
                        export_base: str | os.PathLike, top_k: int = DEFAULT_TOP_K,
                        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
-                       fold_bn: bool = True) -> Path:
+                       fold_bn: bool = True) -> Path | str:
     """Writes the SavedModel and its warm-up file to `<export_base>/<next version>/`; `fold_bn`:
-    see `ServingModule`.
+    see `ServingModule`. Returns that directory (a str for a remote export_base such as gs://).
 
-    The version is written in a hidden sibling directory, then renamed into place, so that a
+    A local version is written in a hidden sibling directory, then renamed into place, so that a
     running TF Serving never sees half a version and an existing version is never overwritten.
+    A remote one (gs://, any tf.io.gfile path) is written locally, then copied file by file,
+    `saved_model.pb` last.
     """
     _require_tensorflow_backend()
-    export_base = Path(export_base)
+    remote = _is_remote(os.fspath(export_base))
     version = next_version(export_base)
     module = ServingModule(model, metadata, top_k, max_image_pixels, fold_bn)
-    export_base.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{export_base.name}-export-", dir=export_base.parent))
+    base = Path(tempfile.gettempdir()) / "export" if remote else Path(export_base)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{base.name}-export-", dir=base.parent))
     try:
         tf.saved_model.save(module, str(staging / "saved_model"), signatures=module.signatures())
-        write_warmup_requests(staging / "saved_model", export_base.name, module)
-        export_base.mkdir(exist_ok=True)
-        target = export_base / str(version)
+        write_warmup_requests(staging / "saved_model", Path(export_base).name, module)
+        if remote:
+            return _copy_version(staging / "saved_model", f"{os.fspath(export_base)}/{version}")
+        base.mkdir(exist_ok=True)
+        target = base / str(version)
         try:
             os.rename(staging / "saved_model", target)  # atomic; fails if target has content
         except OSError as error:
@@ -442,6 +455,21 @@ def export_saved_model(model: keras.Model, metadata: dict[str, Any],
                                   f"it was left as it is. Export again.") from error
     finally:
         shutil.rmtree(staging)
+    return target
+
+
+def _copy_version(source: Path, target: str) -> str:
+    """Copy a local SavedModel to a new tf.io.gfile directory, `saved_model.pb` last (TF Serving
+    loads a version once that file is there)."""
+    if tf.io.gfile.exists(target):
+        raise FileExistsError(f"{target} appeared during the export (a concurrent export?); "
+                              f"it was left as it is. Export again.")
+    files = sorted((p for p in source.rglob("*") if p.is_file()),
+                   key=lambda p: p.name == "saved_model.pb")
+    for path in files:
+        destination = f"{target}/{path.relative_to(source).as_posix()}"
+        tf.io.gfile.makedirs(os.path.dirname(destination))
+        tf.io.gfile.copy(str(path), destination)
     return target
 
 
@@ -473,17 +501,23 @@ def write_warmup_requests(saved_model_dir: str | os.PathLike, model_name: str,
 
 def exported_models(saved_models_dir: str | os.PathLike) -> list[str]:
     """Names of the model directories under `saved_models_dir` holding at least one version."""
-    root = Path(saved_models_dir)
+    root = os.fspath(saved_models_dir)
+
+    def subdirs(path: str) -> list[str]:
+        return [n.rstrip("/") for n in tf.io.gfile.listdir(path)
+                if tf.io.gfile.isdir(os.path.join(path, n.rstrip("/")))]
+
     return sorted(
-        d.name for d in root.iterdir()
-        if d.is_dir() and not d.name.startswith(".") and any(
-            v.is_dir() and _VERSION_NAME.fullmatch(v.name) and (v / "saved_model.pb").is_file()
-            for v in d.iterdir()))
+        name for name in subdirs(root) if not name.startswith(".") and any(
+            _VERSION_NAME.fullmatch(v)
+            and tf.io.gfile.exists(os.path.join(root, name, v, "saved_model.pb"))
+            for v in subdirs(os.path.join(root, name))))
 
 
 def write_models_config(saved_models_dir: str | os.PathLike,
-                        serving_base_path: str = "/models") -> Path:
-    """Writes `<saved_models_dir>/models.config` for TF Serving's `--model_config_file`.
+                        serving_base_path: str = "/models") -> Path | str:
+    """Writes `<saved_models_dir>/models.config` for TF Serving's `--model_config_file`
+    (any tf.io.gfile directory; returns a Path for a local one).
 
     One entry per exported model, named after its directory, with base path
     `<serving_base_path>/<name>`: the directory as the server sees it (`/models` when
@@ -494,6 +528,7 @@ def write_models_config(saved_models_dir: str | os.PathLike,
         config.model_config_list.config.add(
             name=name, base_path=f"{serving_base_path.rstrip('/')}/{name}",
             model_platform="tensorflow")
-    path = Path(saved_models_dir) / MODELS_CONFIG
-    path.write_text(text_format.MessageToString(config))
-    return path
+    path = os.path.join(os.fspath(saved_models_dir), MODELS_CONFIG)
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write(text_format.MessageToString(config))
+    return path if _is_remote(path) else Path(path)

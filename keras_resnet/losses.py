@@ -5,6 +5,13 @@ from __future__ import annotations
 import keras
 
 
+def check_label_smoothing(value: float) -> None:
+    """Raise ValueError unless 0 <= value < 1 (the one check of the range: the loss, the
+    trainers' --label_smoothing)."""
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"label_smoothing={value!r}; allowed: 0 <= label_smoothing < 1.")
+
+
 @keras.saving.register_keras_serializable(package="keras_resnet")
 class SparseLabelSmoothingCrossentropy(keras.losses.Loss):
     """Cross-entropy of integer labels smoothed towards the uniform distribution over the K
@@ -14,8 +21,7 @@ class SparseLabelSmoothingCrossentropy(keras.losses.Loss):
     def __init__(self, label_smoothing: float = 0.0, name: str = "sparse_label_smoothing_crossentropy",
                  **kwargs):
         super().__init__(name=name, **kwargs)
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing={label_smoothing!r}; allowed: 0 <= label_smoothing < 1.")
+        check_label_smoothing(label_smoothing)
         self.label_smoothing = float(label_smoothing)
 
     def call(self, y_true, y_pred):

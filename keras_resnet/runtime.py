@@ -79,3 +79,22 @@ def bfloat16_hardware(flags: frozenset[str] | None = None) -> bool:
     (docs/performance.md: *Settings run* on a Xeon with AVX-512 but no bfloat16 instructions)."""
     flags = cpu_flags() if flags is None else flags
     return any(flag in flags for flag in BFLOAT16_HARDWARE_FLAGS)
+
+
+def memory_gib(meminfo: Path = Path("/proc/meminfo")) -> float | None:
+    """Total memory in GiB from /proc/meminfo, or None where it is absent."""
+    try:
+        words = meminfo.read_text().split()
+        return round(int(words[words.index("MemTotal:") + 1]) / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def machine() -> dict:
+    """The one description of the host, for results.json and the benchmark records: platform,
+    Python, `processor` (what `platform` says), `cpu` (the model name), core count, CPU flags,
+    memory (None where unknown) and the 1/5/15-minute load averages now."""
+    return {"platform": platform.platform(), "python": platform.python_version(),
+            "processor": platform.processor() or platform.machine(), "cpu": cpu_model(),
+            "cpu_count": os.cpu_count(), "cpu_flags": sorted(cpu_flags()),
+            "memory_gib": memory_gib(), "load_average": list(os.getloadavg())}

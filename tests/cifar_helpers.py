@@ -9,9 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from keras_resnet.training.cifar_data import FASHION_MNIST_DIR
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "training" / "cifar10.py"
-FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST = Path(FASHION_MNIST_DIR)
 CIFAR_JPEG_TAR = REPO.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
 
 

@@ -22,11 +22,12 @@ import pytest
 from benchmarks import contenders, stats
 from benchmarks.goals import evaluate_goals
 from keras_resnet import runtime
+from keras_resnet.training.cifar_data import FASHION_MNIST_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARK = REPO / "benchmarks" / "train_throughput.py"
 RECORDS = REPO / "results" / "benchmarks"
-FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+FASHION_MNIST = Path(FASHION_MNIST_DIR) / "train-images-idx3-ubyte.gz"
 
 
 def env() -> dict:

@@ -138,7 +138,8 @@ def test_top_k_errors_count_labels_outside_the_k_best_scores():
 def test_unknown_mode_names_the_allowed_modes():
     model = small_model(32)
     examples = tf.data.Dataset.from_tensor_slices(([jpeg(photo("coffee"))], [0]))
-    with pytest.raises(ValueError, match=r"mode='5crop'.*'1crop', '10crop', 'multiscale'"):
+    with pytest.raises(ValueError, match=r"--modes=5crop: unknown or empty \['5crop'\]; "
+                                         r"allowed: 1crop, 10crop, multiscale\."):
         evaluation.evaluate(model, examples, 32, modes=["5crop"])
 
 

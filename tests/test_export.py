@@ -33,11 +33,11 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from keras_resnet import export, get_model
 from keras_resnet.layers import SubtractMean
-from keras_resnet.training import imagenet_input
+from keras_resnet.training import cifar_data, imagenet_input
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR_TAR = Path("/work/shared/datasets/cifar10-jpeg.tar.gz")
-FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_DIR = Path(cifar_data.FASHION_MNIST_DIR)
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck"]
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")

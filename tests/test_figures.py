@@ -10,7 +10,7 @@ import pytest
 
 import cifar_helpers as helpers
 from keras_resnet.training import figures
-from keras_resnet.training.trainer import CSV_COLUMNS
+from keras_resnet.training.callbacks import CSV_COLUMNS
 
 
 def _model_dir(path, steps_errors):

@@ -12,9 +12,10 @@ import pytest
 import keras
 import keras_resnet
 from keras_resnet.layers import SubtractMean
+from keras_resnet.training.cifar_data import FASHION_MNIST_DIR
 
 REPO = Path(__file__).resolve().parents[1]
-FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST = Path(FASHION_MNIST_DIR)
 
 
 def images(n: int, size: int = 32, channels: int = 3, seed: int = 0) -> np.ndarray:

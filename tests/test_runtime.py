@@ -83,3 +83,12 @@ def test_the_cpu_model_comes_from_cpuinfo_and_else_from_the_platform(tmp_path):
 def test_a_missing_cpuinfo_means_no_flags_and_no_bfloat16_hardware(tmp_path):
     assert runtime.cpu_flags(tmp_path / "absent") == frozenset()
     assert runtime.bfloat16_hardware(frozenset()) is False
+
+
+def test_machine_describes_the_host_with_memory_from_meminfo(tmp_path):
+    (tmp_path / "meminfo").write_text("MemTotal:       2097152 kB\nMemFree:  1 kB\n")
+    assert runtime.memory_gib(tmp_path / "meminfo") == 2.0
+    assert runtime.memory_gib(tmp_path / "absent") is None
+    host = runtime.machine()
+    assert host["cpu_count"] == os.cpu_count() and len(host["load_average"]) == 3
+    assert host["cpu"] == runtime.cpu_model() and host["cpu_flags"] == sorted(runtime.cpu_flags())

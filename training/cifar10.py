@@ -1,16 +1,16 @@
 """Train the CIFAR nets of He et al. 2015, Sec. 4.2, with the paper's recipe.
 
-    python training/cifar10.py --model=resnet110 --strategy=mirrored --model_dir=runs/r110
+    python training/cifar10.py --model=resnet110 --strategy=mirrored --data_source=tfds \
+        --model_dir=runs/r110
 
 Defaults: batch 128, SGD momentum 0.9, weight decay 1e-4, lr 0.1 divided by 10 at 32k and 48k
 iterations, 64k iterations, a 45k/5k train/validation split, 4-pixel pad + random crop + flip,
 per-pixel mean subtraction (stored in the model), warm-up at 0.01 for ResNet-110 and deeper until
-the training error is below 80%. Rerunning the same command resumes; a finished run is not redone.
+the training error is below 80%. Rerunning the same command resumes; a finished run is not redone;
+a rerun with other defining flags is refused (keras_resnet.training.resume).
 """
 
 from __future__ import annotations
-
-import sys
 
 import keras_resnet  # noqa: I001 (first: keras_resnet.runtime sets TF's oneDNN default before TF loads)
 import keras
@@ -18,7 +18,7 @@ from absl import app, flags
 
 from keras_resnet.training import cifar_data, distribute, schedules, trainer
 from keras_resnet.training.errors import UsageError
-from keras_resnet.training.flags import define_common_flags, flag_values_dict
+from keras_resnet.training.flags import define_common_flags, main, train_config
 
 CIFAR_MODELS = [m for m in keras_resnet.list_models() if keras_resnet.get_spec(m).family == "cifar"]
 define_common_flags(default_model="resnet20", model_choices=CIFAR_MODELS)
@@ -45,17 +45,7 @@ flags.DEFINE_integer("max_train_examples", None, "Use a random subset of the tra
                      lower_bound=1)
 flags.DEFINE_integer("max_test_examples", None, "Use a random subset of the test images.",
                      lower_bound=1)
-flags.DEFINE_integer("eval_batch_size", 500, "Batch size for validation and test.", lower_bound=1)
 FLAGS = flags.FLAGS
-
-
-def main(argv: list[str]) -> int:
-    del argv
-    try:
-        return train()
-    except UsageError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
 
 
 def train() -> int:
@@ -85,8 +75,7 @@ def train() -> int:
     mean = cifar_data.mean_image(x_train)
     fill = cifar_data.border_fill(FLAGS.dataset, mean)
     batch = FLAGS.batch_size
-    if len(x_train) < batch:
-        raise UsageError(f"--batch_size={batch} is larger than the {len(x_train)} training images.")
+    trainer.check_batch_size(batch, len(x_train))
     steps_per_epoch = len(x_train) // batch
     total_steps = schedules.steps_for(FLAGS.train_steps, FLAGS.epochs, steps_per_epoch,
                                       schedules.CIFAR_TOTAL_STEPS)
@@ -121,14 +110,9 @@ def train() -> int:
             return cifar_data.numpy_train_sequence(x_train, y_train, batch, seed, first_step,
                                                    num_steps, FLAGS.augment, fill)
 
-    config = trainer.TrainConfig(
-        model_dir=FLAGS.model_dir, total_steps=total_steps, steps_per_epoch=steps_per_epoch,
-        global_batch=batch, schedule=schedule, warmup=warmup, momentum=FLAGS.momentum,
-        mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
-        steps_per_execution=FLAGS.steps_per_execution, keep_checkpoints=FLAGS.keep_checkpoints,
-        checkpoint_steps=FLAGS.checkpoint_steps, log_steps=FLAGS.log_steps,
-        verbose=FLAGS.verbose, seed=seed, label_smoothing=FLAGS.label_smoothing,
-        flags=flag_values_dict(),
+    config = train_config(
+        total_steps=total_steps, steps_per_epoch=steps_per_epoch, global_batch=batch,
+        schedule=schedule, warmup=warmup,
         metadata={"model": FLAGS.model, "dataset": FLAGS.dataset,
                   "class_names": data.class_names, "image_size": list(image_shape[:2]),
                   "channels": int(image_shape[2]), "padded_from": padded_from,
@@ -157,4 +141,4 @@ def as_eval_data(x, y, batch: int, strategy: str):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main(train))

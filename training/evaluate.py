@@ -95,10 +95,7 @@ def _load() -> tuple[keras.Model, dict, str]:
 
 
 def run() -> int:
-    unknown = [m for m in FLAGS.modes if m not in evaluation.MODES]
-    if unknown or not FLAGS.modes:
-        raise ValueError(f"--modes={','.join(FLAGS.modes)}: unknown or empty {unknown}; allowed: "
-                         f"{', '.join(evaluation.MODES)}.")
+    evaluation.check_modes(FLAGS.modes)
     model, metadata, out_dir = _load()
     size = FLAGS.image_size or metadata["image_size"][0]
     trained = metadata.get("class_names")

@@ -10,14 +10,14 @@ Writes `<export_base>/<next version>/` (default export_base: saved_models/<model
 regenerates `models.config` beside it for TF Serving's `--model_config_file`. Always runs on the
 TensorFlow backend; a model trained under JAX loads from its `.keras` file. With --weights the
 served model applies the preprocessing of its weights (keras_resnet.preprocessing) to the decoded
-1-crop pixels.
+1-crop pixels. Every path may
+be a tf.io.gfile path (gs://...): a run trained into a bucket exports from and to it.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 os.environ["KERAS_BACKEND"] = "tensorflow"  # a SavedModel is a TensorFlow graph
 
@@ -79,14 +79,15 @@ def main(argv: list[str]) -> None:
         else:
             model, metadata = export.untrained_model(FLAGS.model, FLAGS.image_size, FLAGS.classes)
         name = "_".join(str(v) for v in (metadata["model"], metadata.get("dataset")) if v)
-        export_base = Path(FLAGS.export_base or Path("saved_models") / name)
+        export_base = (FLAGS.export_base or os.path.join("saved_models", name)).rstrip("/")
         version_dir = export.export_saved_model(model, metadata, export_base, FLAGS.top_k,
                                                 FLAGS.max_image_pixels, FLAGS.fold_bn)
     except (ValueError, FileNotFoundError, ImportError) as error:
         sys.exit(f"export: {error}")
     print(f"Exported {metadata['model']} to {version_dir}")
     if FLAGS.models_config:
-        config = export.write_models_config(export_base.parent, FLAGS.serving_base_path)
+        config = export.write_models_config(os.path.dirname(export_base) or ".",
+                                            FLAGS.serving_base_path)
         print(f"Wrote {config}")
 
 

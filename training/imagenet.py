@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 import keras_resnet  # noqa: I001 (first: keras_resnet.runtime sets TF's oneDNN default before TF loads)
 import keras
@@ -26,13 +25,14 @@ from absl import app, flags
 
 from keras_resnet.training import distribute, evaluation, schedules, trainer
 from keras_resnet.training import imagenet_input as data
-from keras_resnet.training.flags import define_common_flags, flag_values_dict
+from keras_resnet.training.flags import define_common_flags, main, train_config
 
 IMAGENET_MODELS = [m for m in keras_resnet.list_models() if keras_resnet.get_spec(m).family == "imagenet"]
 PAPER_ITERATIONS = 600_000  # Sec. 3.4: "up to 60 x 10^4 iterations" at batch 256
 PAPER_BATCH = 256
 
-define_common_flags(default_model="resnet50", model_choices=IMAGENET_MODELS, batch_size=PAPER_BATCH)
+define_common_flags(default_model="resnet50", model_choices=IMAGENET_MODELS, batch_size=PAPER_BATCH,
+                    eval_batch_size=256)
 flags.DEFINE_string("data_dir", None, "TFRecord shards (train-*-of-*, validation-*-of-*), an image "
                     "folder (train/<class>/*, val/<class>/*) or a TFDS data dir; gs:// works.",
                     required=True)
@@ -58,19 +58,9 @@ flags.DEFINE_integer("warmup_epochs", 5, "Goyal et al.'s gradual warm-up from --
 flags.DEFINE_enum("shortcut", None, ["A", "B", "C"], "Shortcut option (Sec. 3.3; default B).")
 flags.DEFINE_bool("zero_init_residual", False, "Zero-init each residual branch's last BN gamma "
                   "(Goyal et al. 2017, for large batches).")
-flags.DEFINE_integer("eval_batch_size", 256, "Batch size for validation and evaluation.", lower_bound=1)
 flags.DEFINE_list("eval_modes", ["1crop"], f"Final evaluation on the validation set; any of "
                   f"{', '.join(evaluation.MODES)}.")
 FLAGS = flags.FLAGS
-
-
-def main(argv: list[str]) -> int:
-    del argv
-    try:
-        return train()
-    except (distribute.DistributionError, FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
 
 
 def _schedule(steps_per_epoch: int) -> schedules.PiecewiseConstantWarmup:
@@ -80,19 +70,14 @@ def _schedule(steps_per_epoch: int) -> schedules.PiecewiseConstantWarmup:
 
 
 def train() -> int:
-    unknown = [m for m in FLAGS.eval_modes if m not in evaluation.MODES]
-    if unknown:
-        raise ValueError(f"--eval_modes={','.join(FLAGS.eval_modes)}: unknown {unknown}; allowed: "
-                         f"{', '.join(evaluation.MODES)}.")
+    evaluation.check_modes(FLAGS.eval_modes, "eval_modes", allow_empty=True)
     distribution = distribute.get_distribution(FLAGS.strategy, FLAGS.num_gpus, FLAGS.tpu,
                                                FLAGS.num_cpu_devices)
     distribute.check_global_batch(FLAGS.batch_size, distribution.num_replicas, FLAGS.strategy)
     size = FLAGS.image_size
     info = data.describe_data(FLAGS.data_dir, FLAGS.data_source, FLAGS.tfds_manual_dir,
                               cache_dir=FLAGS.model_dir)
-    if info.num_examples["train"] < FLAGS.batch_size:
-        raise ValueError(f"--batch_size={FLAGS.batch_size} is larger than the "
-                         f"{info.num_examples['train']} training images of {FLAGS.data_dir}.")
+    trainer.check_batch_size(FLAGS.batch_size, info.num_examples["train"], f" of {FLAGS.data_dir}")
     stats = data.training_statistics(info, size, FLAGS.stats_images, FLAGS.model_dir, FLAGS.seed,
                                      FLAGS.tfds_manual_dir)
     steps_per_epoch = data.steps_per_epoch(info.num_examples["train"], FLAGS.batch_size)
@@ -134,13 +119,9 @@ def train() -> int:
                                       shortcut=FLAGS.shortcut,
                                       zero_init_residual=FLAGS.zero_init_residual)
 
-    config = trainer.TrainConfig(
-        model_dir=FLAGS.model_dir, total_steps=total_steps, steps_per_epoch=steps_per_epoch,
-        global_batch=FLAGS.batch_size, schedule=_schedule(steps_per_epoch), momentum=FLAGS.momentum,
-        mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
-        steps_per_execution=FLAGS.steps_per_execution, keep_checkpoints=FLAGS.keep_checkpoints,
-        checkpoint_steps=FLAGS.checkpoint_steps, log_steps=FLAGS.log_steps, verbose=FLAGS.verbose,
-        seed=FLAGS.seed, label_smoothing=FLAGS.label_smoothing, flags=flag_values_dict(),
+    config = train_config(
+        total_steps=total_steps, steps_per_epoch=steps_per_epoch, global_batch=FLAGS.batch_size,
+        schedule=_schedule(steps_per_epoch),
         metadata={"model": FLAGS.model, "dataset": info.dataset, "class_names": list(info.class_names),
                   "image_size": [size, size], "channels": 3, "eval_resize": data.eval_resize(size),
                   "mean": FLAGS.mean, "data_source": info.source, "crop": FLAGS.crop,
@@ -163,4 +144,5 @@ def train() -> int:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    # ValueError and FileNotFoundError: the ImageNet input's data errors, as one line too.
+    app.run(main(train, errors=(FileNotFoundError, ValueError)))

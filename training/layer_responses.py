@@ -4,18 +4,17 @@ models, in network order and sorted, on test images:
     python training/layer_responses.py --model_dirs=runs/plain20,runs/resnet20 \
         --data_source=folder --data_dir=data/cifar10-jpeg --output=fig7
 
-writes fig7.png and fig7.csv.
+writes fig7.png and fig7.csv. model_dirs are read through tf.io.gfile (gs:// works).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
 from absl import app, flags
 
-from keras_resnet.training import cifar_data, figures
+from keras_resnet.training import cifar_data, figures, files
 
 flags.DEFINE_list("model_dirs", None, "Comma-separated model_dirs with model.keras and "
                   "metadata.json.", required=True)
@@ -39,10 +38,10 @@ def main(argv: list[str]) -> int:
     try:
         for model_dir, label in zip(FLAGS.model_dirs, labels):
             metadata_path = os.path.join(model_dir, "metadata.json")
-            if not os.path.exists(metadata_path):
-                raise cifar_data.DataError(f"{metadata_path} is missing: not a trainer model_dir.")
-            with open(metadata_path) as f:
-                metadata = json.load(f)
+            metadata = files.read_json(metadata_path)
+            if metadata is None:
+                raise cifar_data.DataError(f"{metadata_path} is missing or unreadable: not a "
+                                           f"trainer model_dir.")
             data = cifar_data.load(metadata["dataset"], FLAGS.data_source, FLAGS.data_dir,
                                    max_test=FLAGS.num_images)
             images = data.x_test

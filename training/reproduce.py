@@ -37,7 +37,6 @@ REPO = Path(__file__).resolve().parents[1]
 TRAINER = REPO / "training" / "cifar10.py"
 TORCH_TRAINER = REPO / "benchmarks" / "torch_cifar_reference.py"
 CIFAR_JPEG_TAR = REPO.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
-FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
 CIFAR_CLASSES = 10
 RUNNER_FILE = "runner.json"  # the flags (without paths) the runner started a model_dir with
 
@@ -55,7 +54,8 @@ flags.DEFINE_string("results_dir", str(REPO / "results"), "Finished runs' record
                     "RESULTS_DIR/SUITE/RUN.")
 flags.DEFINE_string("docs_dir", str(REPO / "docs"), "Where results.md and the figures go.")
 flags.DEFINE_string("cifar_tar", str(CIFAR_JPEG_TAR), "The CIFAR-10 JPEG copy (.tar.gz).")
-flags.DEFINE_string("fashion_mnist_dir", FASHION_MNIST_DIR, "Fashion-MNIST's idx .gz files.")
+flags.DEFINE_string("fashion_mnist_dir", None, "Fashion-MNIST's idx .gz files (default: the "
+                    "trainer's, keras_resnet.training.cifar_data.FASHION_MNIST_DIR).")
 flags.DEFINE_string("torch_python", "/usr/bin/python3", "A Python with PyTorch, for the suite's "
                     "PyTorch references.")
 flags.DEFINE_integer("torch_threads", 0, "PyTorch's threads in the references (0: one per core; "
@@ -70,11 +70,13 @@ FLAGS = flags.FLAGS
 # --------------------------------------------------------------------------- data
 
 def prepare_data(suite: Suite, runs_dir: Path, cifar_tar: Path,
-                 fashion_mnist_dir: str) -> tuple[str, str]:
+                 fashion_mnist_dir: str | None) -> tuple[str, str]:
     """(--data_source, --data_dir) for the suite's trainer runs; CIFAR-10 subsets are extracted
     once from the JPEG copy into RUNS_DIR/data/KEY and reused."""
     if suite.data.dataset == "fashion_mnist":
-        return "files", fashion_mnist_dir
+        from keras_resnet.training.cifar_data import FASHION_MNIST_DIR
+
+        return "files", fashion_mnist_dir or FASHION_MNIST_DIR
     spec = suite.data
     pool = "all" if spec.train_per_class is None else \
         spec.train_per_class + spec.validation_per_class
@@ -171,7 +173,7 @@ def check_model_dir(model_dir: Path, run: dict) -> bool:
         now = ", ".join(f"--{k}={run.get(k)}" for k in differing)
         raise RunnerError(f"{model_dir} was started with other flags ({before}; this suite asks "
                           f"{now}): pass another --runs_dir or delete it.")
-    return started is not None and (model_dir / "results.json").exists()
+    return started is not None and report.read_json(model_dir / "results.json") is not None
 
 
 def train_suite(suite: Suite, models: list[str], runs_dir: Path, results_dir: Path,

@@ -13,9 +13,12 @@ concatenated epochs, so a resumed run continues at the exact data position.
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import os
 import pickle
+import socket
 import struct
+import urllib.parse
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,33 +87,56 @@ def subset(data: ImageData, max_train: int | None, max_test: int | None, seed: i
 
 
 def _load_tfds(dataset: str, data_dir: str | None) -> ImageData:
+    """The dataset from TFDS, downloaded and prepared first where it is absent (as `tfds.load`)."""
     try:
         import tensorflow_datasets as tfds
     except ImportError:
         raise DataError("--data_source=tfds needs tensorflow-datasets (pip install "
                         "tensorflow-datasets); or use --data_source=files|folder.") from None
+    if importlib.util.find_spec("importlib_resources") is None:  # TFDS imports it undeclared
+        raise DataError("--data_source=tfds needs importlib_resources, which tensorflow-datasets "
+                        "imports without declaring it (pip install importlib_resources; "
+                        "`pip install -e .` installs it).")
     builder = tfds.builder(dataset, data_dir=data_dir)
+    if not builder.is_prepared():
+        _download(builder, dataset)
     arrays = []
     for split in ("train", "test"):
-        try:
-            batches = tfds.as_numpy(builder.as_dataset(split=split).batch(4096))
-            parts = [(b["image"], b["label"]) for b in batches]
-        except AssertionError as error:  # TFDS's "could not find data in ..."
-            raise DataError(
-                f"TFDS dataset {dataset!r} is not prepared in {builder.data_dir} "
-                f"({str(error).splitlines()[0]}); prepare it with `tfds build {dataset} "
-                f"--data_dir=DIR` where downloads work and pass --data_dir=DIR, or use "
-                f"--data_source=files|folder."
-            ) from None
+        batches = tfds.as_numpy(builder.as_dataset(split=split).batch(4096))
+        parts = [(b["image"], b["label"]) for b in batches]
         arrays += [np.concatenate([p[0] for p in parts]).astype(np.uint8),
                    np.concatenate([p[1] for p in parts]).astype(np.int32)]
     return ImageData(*arrays, list(builder.info.features["label"].names))
 
 
+def _download(builder, dataset: str) -> None:
+    """Download and prepare a TFDS dataset; offline, fail within seconds (TFDS itself retries
+    for minutes) with one line saying what to do."""
+    how = (f"download it where the network works (`tfds build {dataset} --data_dir=DIR`) and "
+           f"pass --data_dir=DIR, or use --data_source=files|folder.")
+    where = f"--data_source=tfds: {dataset!r} is not in {builder.data_dir}"
+    for url in sorted(builder.url_infos or {}):
+        address = urllib.parse.urlsplit(url)
+        port = address.port or (443 if address.scheme == "https" else 80)
+        try:
+            socket.create_connection((address.hostname, port), timeout=10).close()
+        except OSError as error:
+            raise DataError(f"{where} and cannot be downloaded ({address.hostname}: "
+                            f"{error}); {how}") from None
+    print(f"Downloading {dataset} to {builder.data_dir} (TFDS)", flush=True)
+    try:
+        builder.download_and_prepare()
+    except Exception as error:  # requests, checksum and TFDS errors alike
+        first = (str(error).strip().splitlines() or [""])[0]
+        raise DataError(f"{where} and downloading it failed ({type(error).__name__}: "
+                        f"{first}); {how}") from None
+
+
 def _find_dir(data_dir: str | None, name: str, how: str) -> str:
     """`data_dir/name`, or `data_dir` itself if it is that folder."""
     if data_dir is None:
-        raise DataError(f"--data_dir is required for this dataset and source: {how}")
+        raise DataError(f"--data_dir is required for this dataset and source: {how} Or "
+                        f"--data_source=tfds, which downloads it.")
     for candidate in (os.path.join(data_dir, name), data_dir):
         if os.path.isdir(candidate) and os.path.basename(os.path.normpath(candidate)) == name:
             return candidate

@@ -191,20 +191,29 @@ def multiscale_scores(model: keras.Model, examples: tf.data.Dataset, image_size:
     return scores, np.array([labels[i] for i in sorted(labels)]), per_scale
 
 
+def check_modes(modes: Sequence[str], name: str = "modes", allow_empty: bool = False) -> None:
+    """Raise ValueError naming `--name` unless every mode is one of MODES (the one check of the
+    testing modes: evaluate.py's --modes, imagenet.py's --eval_modes, `evaluate`)."""
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not (modes or allow_empty):
+        raise ValueError(f"--{name}={','.join(modes)}: unknown{'' if allow_empty else ' or empty'} "
+                         f"{unknown}; allowed: {', '.join(MODES)}.")
+
+
 def evaluate(model: keras.Model, examples: tf.data.Dataset, image_size: int,
              modes: Iterable[str] = MODES, resize: int | None = None,
              scales: Sequence[int] | None = None, batch_size: int = 16) -> dict[str, dict]:
     """Top-1/top-5 error of `model` on (encoded, label) `examples` for each testing mode."""
+    modes = list(modes)
+    check_modes(modes)
     results = {}
     for mode in modes:
         if mode == "1crop":
             scores, labels = center_crop_scores(model, examples, image_size, resize, batch_size)
         elif mode == "10crop":
             scores, labels = ten_crop_scores(model, examples, image_size, resize, batch_size)
-        elif mode == "multiscale":
-            scores, labels, _ = multiscale_scores(model, examples, image_size, scales, batch_size)
         else:
-            raise ValueError(f"mode={mode!r}: must be one of {MODES}.")
+            scores, labels, _ = multiscale_scores(model, examples, image_size, scales, batch_size)
         results[mode] = top_k_errors(scores, labels)
     return results
 

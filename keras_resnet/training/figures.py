@@ -4,13 +4,12 @@ iterations) and Fig. 7 (std of the 3x3 layers' responses, after BN and before Re
 from __future__ import annotations
 
 import csv
-import json
 import os
 from typing import Sequence
 
 import numpy as np
 
-from keras_resnet.training.trainer import read_metrics_csv
+from keras_resnet.training.files import read_json, read_metrics_csv
 
 
 def _pyplot():
@@ -23,12 +22,9 @@ def _pyplot():
 
 
 def run_label(model_dir: str) -> str:
-    """The model name from metadata.json, else the folder's name."""
-    try:
-        with open(os.path.join(model_dir, "metadata.json")) as f:
-            return json.load(f)["model"]
-    except (OSError, ValueError, KeyError):
-        return os.path.basename(os.path.normpath(model_dir))
+    """The model name from metadata.json (any tf.io.gfile path), else the folder's name."""
+    metadata = read_json(os.path.join(model_dir, "metadata.json")) or {}
+    return metadata.get("model") or os.path.basename(os.path.normpath(model_dir))
 
 
 def plot_training_curves(model_dirs: Sequence[str], output: str,

@@ -5,7 +5,6 @@ metadata.json, responses.csv, weights.json) and, for runs still training, their 
 from __future__ import annotations
 
 import csv
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,8 @@ import numpy as np
 
 from keras_resnet.training.suites import (PAPER_SCHEDULE, PAPER_TEST_ERROR, TORCH_PREFIX, Claim,
                                           Suite, pretty)
-from keras_resnet.training.trainer import read_metrics_csv
+from keras_resnet.training import files
+from keras_resnet.training.files import read_metrics_csv
 
 RECORD_FILES = ("results.json", "metrics.csv", "metadata.json")
 RESPONSES_FILE = "responses.csv"  # Fig. 7: layer, std (3x3 layers in network order)
@@ -23,11 +23,8 @@ UNSTABLE_GROWTH = 3.0  # conv1 kernel norm / He-init expectation above which a s
 
 
 def read_json(path: Path) -> dict | None:
-    """The JSON file's contents, or None if it is missing or unreadable."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
+    """The JSON file's contents, or None if it is missing or unreadable (through tf.io.gfile)."""
+    return files.read_json(str(path))
 
 
 def percent(value: float | None) -> str:

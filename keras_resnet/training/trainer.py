@@ -4,31 +4,37 @@
 from the newest checkpoint in `model_dir/checkpoints` (weights, optimizer state and step; the
 data position follows from the step), trains to exactly `total_steps`, and writes the model_dir
 contract: checkpoints/, logs/ (TensorBoard), metrics.csv, metadata.json, results.json and the
-final model.keras. Files are written atomically (temp file + rename), so a killed run never leaves a half file.
-Where TensorFlow is installed, model_dir I/O goes through tf.io.gfile, so model_dir may be a gs://
-(or any tf.io.gfile) path; without TensorFlow (the JAX machine) it must be a local path.
+final model.keras. Files are written atomically (`files`: temp file + rename), so a killed run
+never leaves a half file. Where TensorFlow is installed, model_dir I/O goes through tf.io.gfile, so
+model_dir may be a gs:// (or any tf.io.gfile) path; without TensorFlow (the JAX machine) it must be
+a local path. A rerun with other defining flags is refused and damaged checkpoints are skipped
+(`resume`); the callbacks that write the files are in `callbacks`, the precision in `precision`.
 Only the chief writes model_dir's own files; another worker of a multi-worker run writes its
 copies (for checking, e.g. that its weights equal the chief's) to model_dir/worker-ID/.
 """
 
 from __future__ import annotations
 
-import csv
-import functools
-import json
 import math
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import keras
-import numpy as np
 
 from keras_resnet import runtime
 from keras_resnet.losses import SparseLabelSmoothingCrossentropy
+from keras_resnet.training.callbacks import (
+    CSV_COLUMNS,
+    Checkpointer,
+    EpochMetrics,
+    IterationScalars,
+    MetricsCSV,
+    StepCounter,
+    evaluate,
+)
 from keras_resnet.training.distribute import (
     Distribution,
     distribution_callbacks,
@@ -36,26 +42,19 @@ from keras_resnet.training.distribute import (
     prepare_model,
 )
 from keras_resnet.training.errors import UsageError
+from keras_resnet.training.files import make_dirs, read_json, rename, write_json
+from keras_resnet.training.precision import POLICIES, resolve_mixed_precision, set_mixed_precision
+from keras_resnet.training.resume import check_rerun, defining_flags, restore_latest
 from keras_resnet.training.schedules import (
     LearningRateController,
     PiecewiseConstantWarmup,
     WarmupUntilError,
 )
 
-CSV_COLUMNS = ("epoch", "step", "lr", "loss", "train_error", "val_loss", "val_error",
-               "test_loss", "test_error", "wall_s")
-CHECKPOINT_PREFIX = "ckpt-"
-
-
-def check_label_smoothing(value: float) -> None:
-    """Raise UsageError unless 0 <= value < 1."""
-    if not 0.0 <= value < 1.0:
-        raise UsageError(f"label_smoothing={value!r}; allowed: 0 <= label_smoothing < 1.")
-
 
 def training_loss(label_smoothing: float) -> keras.losses.Loss:
-    """The trainer's loss: sparse cross-entropy, smoothed when label_smoothing > 0."""
-    check_label_smoothing(label_smoothing)
+    """The trainer's loss: sparse cross-entropy, smoothed when label_smoothing > 0 (its range is
+    checked by the loss)."""
     if label_smoothing:
         return SparseLabelSmoothingCrossentropy(label_smoothing)
     return keras.losses.SparseCategoricalCrossentropy()
@@ -82,6 +81,10 @@ class TrainConfig:
     seed: int = 0
     # Mix e of the uniform distribution into the one-hot targets (0: the paper's plain loss).
     label_smoothing: float = 0.0
+    # Train from step 0 when checkpoints exist and none loads (all damaged); else that stops.
+    start_over: bool = False
+    # The script's flag values: results.json records them all, metadata.json those defining
+    # the run (resume.defining_flags), which a rerun into the model_dir must repeat.
     flags: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
     # Metrics besides accuracy (e.g. top-5), made under the strategy scope; logged as NAME,
@@ -137,6 +140,14 @@ def plan_segments(start_step: int, total_steps: int, steps_per_epoch: int) -> li
     return segments
 
 
+def check_batch_size(batch: int, num_examples: int, where: str = "") -> None:
+    """Raise UsageError unless the training set holds one global batch (`where`: its location,
+    for the message)."""
+    if num_examples < batch:
+        raise UsageError(f"--batch_size={batch} is larger than the {num_examples} training "
+                         f"images{where}.")
+
+
 def check_steps_per_execution(steps_per_execution: int, steps_per_epoch: int, total_steps: int,
                               start_step: int = 0) -> None:
     """Raise UsageError unless `steps_per_execution` divides every fit epoch's length and start.
@@ -157,341 +168,14 @@ def check_steps_per_execution(steps_per_execution: int, steps_per_epoch: int, to
             f"{', '.join(map(str, divisors))}.")
 
 
-# --------------------------------------------------------------------------- files
-
-@functools.cache
-def _gfile():
-    """tf.io.gfile where TensorFlow is installed (local, gs://, ram://, ... paths), else None."""
-    if not is_tensorflow_installed():
-        return None
-    import tensorflow as tf
-
-    return tf.io.gfile
-
-
-def path_exists(path: str) -> bool:
-    gfile = _gfile()
-    return gfile.exists(path) if gfile else os.path.exists(path)
-
-
-def make_dirs(path: str) -> None:
-    gfile = _gfile()
-    if gfile:
-        gfile.makedirs(path)
-    else:
-        os.makedirs(path, exist_ok=True)
-
-
-def list_dir(path: str) -> list[str]:
-    """Names in the directory `path` ([] if it does not exist)."""
-    gfile = _gfile()
-    if gfile:
-        return [name.rstrip("/") for name in gfile.listdir(path)] if gfile.isdir(path) else []
-    return os.listdir(path) if os.path.isdir(path) else []
-
-
-def remove_file(path: str) -> None:
-    gfile = _gfile()
-    if gfile:
-        gfile.remove(path)
-    else:
-        os.remove(path)
-
-
-def rename(source: str, target: str) -> None:
-    """Move `source` to `target`, replacing it (an atomic rename on local disks)."""
-    gfile = _gfile()
-    if gfile:
-        gfile.rename(source, target, overwrite=True)
-    else:
-        os.replace(source, target)
-
-
-def read_text(path: str) -> str:
-    gfile = _gfile()
-    if gfile:
-        with gfile.GFile(path, "r") as f:
-            return f.read()
-    with open(path) as f:
-        return f.read()
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Write `text` to `path` through a temp file and a rename."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    gfile = _gfile()
-    if gfile:
-        with gfile.GFile(tmp, "w") as f:
-            f.write(text)
-    else:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-    rename(tmp, path)
-
-
-def append_line(path: str, line: str) -> None:
-    gfile = _gfile()
-    if gfile:
-        with gfile.GFile(path, "a") as f:
-            f.write(line + "\n")
-        return
-    with open(path, "a") as f:
-        f.write(line + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def write_json(path: str, data: dict) -> None:
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=_jsonable) + "\n")
-
-
-def _jsonable(value):
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
-
-
-def read_json(path: str) -> dict | None:
-    """The JSON object in `path`, or None if it is missing or damaged."""
-    if not path_exists(path):
-        return None
-    try:
-        return json.loads(read_text(path))
-    except (OSError, ValueError):
-        return None
-
-
-def list_checkpoints(checkpoint_dir: str) -> list[tuple[int, str]]:
-    """(step, path without extension) of complete checkpoints (weights and state), oldest first."""
-    names = set(list_dir(checkpoint_dir))
-    found = []
-    for name in names:
-        if name.startswith(CHECKPOINT_PREFIX) and name.endswith(".json"):
-            stem = name[: -len(".json")]
-            try:
-                step = int(stem[len(CHECKPOINT_PREFIX):])
-            except ValueError:
-                continue
-            if stem + ".weights.h5" in names:
-                found.append((step, os.path.join(checkpoint_dir, stem)))
-    return sorted(found)
-
-
-def read_metrics_csv(path: str) -> list[dict]:
-    """Rows of metrics.csv as dicts of floats (empty cells omitted)."""
-    if not path_exists(path):
-        return []
-    rows = csv.DictReader(read_text(path).splitlines())
-    return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in rows]
-
-
-# --------------------------------------------------------------------------- callbacks
-
-class StepCounter(keras.callbacks.Callback):
-    """The global step: training steps completed, counted from the batches `fit` runs (the
-    optimizer's iteration counter stops on steps a float16 loss scaler skips). Put it first in
-    the callback list so the others see the count of the step in progress."""
-
-    def __init__(self, step: int = 0):
-        super().__init__()
-        self.step = step
-        self._first_batch = 0
-
-    def __call__(self) -> int:
-        return self.step
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._first_batch = batch
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.step += batch - self._first_batch + 1  # steps_per_execution batches per call
-
-
-class EpochMetrics(keras.callbacks.Callback):
-    """Adds `step`, `train_error`, `val_error` and (evaluating the test set) `test_loss` /
-    `test_error` to the epoch logs, for metrics.csv, TensorBoard and Fig. 6."""
-
-    def __init__(self, data: TrainData, run_start: float, wall_before: float,
-                 step_fn: Callable[[], int]):
-        super().__init__()
-        self.data = data
-        self.step_fn = step_fn
-        self.run_start = run_start
-        self.wall_before = wall_before
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is None:
-            return
-        logs["step"] = self.step_fn()
-        if "accuracy" in logs:
-            logs["train_error"] = 1.0 - float(logs["accuracy"])
-        if "val_accuracy" in logs:
-            logs["val_error"] = 1.0 - float(logs["val_accuracy"])
-        if self.data.test is not None:
-            result = evaluate(self.model, self.data.test, self.data.eval_batch_size)
-            logs.update({f"test_{name}": value for name, value in result.items()})
-            logs["test_error"] = 1.0 - result["accuracy"]
-        logs["wall_s"] = self.wall_before + time.time() - self.run_start
-
-
-class MetricsCSV(keras.callbacks.Callback):
-    """Appends one row per epoch to metrics.csv. On resume, rows of steps after the restored
-    checkpoint (written after it and before a crash) are dropped, as they are trained again."""
-
-    def __init__(self, path: str, start_step: int, columns: Sequence[str] = CSV_COLUMNS):
-        super().__init__()
-        self.path = path
-        self.columns = tuple(columns)
-        rows = [r for r in read_metrics_csv(path) if r.get("step", 0) <= start_step]
-        lines = [",".join(self.columns)] + [
-            ",".join(_csv_cell(r.get(c)) for c in self.columns) for r in rows
-        ]
-        write_atomic(path, "\n".join(lines) + "\n")
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = dict(logs or {}, epoch=epoch + 1)
-        append_line(self.path, ",".join(_csv_cell(logs.get(c)) for c in self.columns))
-
-
-def _csv_cell(value) -> str:
-    if value is None:
-        return ""
-    value = float(value)
-    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
-
-
-class Checkpointer(keras.callbacks.Callback):
-    """Saves weights + optimizer state (`ckpt-STEP.weights.h5`) and the trainer state
-    (`ckpt-STEP.json`: step, warm-up, wall time) at every epoch end and every `every_steps`;
-    keeps the newest `keep`."""
-
-    def __init__(self, directory: str, keep: int, every_steps: int, state: Callable[[], dict],
-                 step_fn: Callable[[], int]):
-        super().__init__()
-        self.step_fn = step_fn
-        self.directory = directory
-        self.keep = keep
-        self.every_steps = every_steps
-        self.state = state
-        self.last_saved = -1
-        make_dirs(directory)
-        for name in list_dir(directory):  # partial files of a killed run
-            if ".tmp-" in name:
-                remove_file(os.path.join(directory, name))
-
-    def on_train_begin(self, logs=None):
-        self.last_saved = self.step_fn()
-
-    def on_train_batch_end(self, batch, logs=None):
-        step = self.step_fn()
-        if self.every_steps and step // self.every_steps > self.last_saved // self.every_steps:
-            self.save(step)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.save(self.step_fn())
-
-    def save(self, step: int) -> None:
-        if step == self.last_saved:
-            return
-        base = os.path.join(self.directory, f"{CHECKPOINT_PREFIX}{step:08d}")
-        tmp = f"{base}.tmp-{os.getpid()}.weights.h5"
-        self.model.save_weights(tmp)  # Keras writes remote paths through a local temp file
-        rename(tmp, base + ".weights.h5")
-        write_json(base + ".json", dict(self.state(), step=step))
-        self.last_saved = step
-        for _, old in list_checkpoints(self.directory)[: -self.keep]:
-            for suffix in (".json", ".weights.h5"):
-                if path_exists(old + suffix):
-                    remove_file(old + suffix)
-
-
-class IterationScalars(keras.callbacks.Callback):
-    """TensorBoard scalars against iterations (Fig. 6's x axis), in `log_dir`/iterations: loss,
-    lr and running training error every `every` steps; train / validation / test error at each
-    epoch end. (Keras' TensorBoard callback logs against epochs.) Needs TensorFlow installed;
-    runs under any backend."""
-
-    def __init__(self, log_dir: str, every: int, step_fn: Callable[[], int],
-                 lr_fn: Callable[[int], float]):
-        super().__init__()
-        import tensorflow as tf
-
-        self.summary = tf.summary
-        self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "iterations"))
-        self.every = every
-        self.step_fn = step_fn
-        self.lr_fn = lr_fn
-
-    def on_train_begin(self, logs=None):
-        """The model's inference graph, for TensorBoard's Graphs tab (written once per run; only
-        on the TensorFlow backend, where the model can be traced by tf.function)."""
-        if getattr(self, "_graph_written", False) or keras.backend.backend() != "tensorflow":
-            return
-        import tensorflow as tf
-
-        specs = [tf.TensorSpec([None, *x.shape[1:]], x.dtype) for x in self.model.inputs]
-        graph = tf.function(lambda *x: self.model(list(x) if len(x) > 1 else x[0])) \
-            .get_concrete_function(*specs).graph
-        with self.writer.as_default():
-            self.summary.graph(graph)
-        self._graph_written = True
-
-    def on_train_batch_end(self, batch, logs=None):
-        step = self.step_fn()
-        if logs and step % self.every == 0:
-            with self.writer.as_default(step=step):
-                self.summary.scalar("loss", float(logs["loss"]))
-                self.summary.scalar("lr", self.lr_fn(step - 1))
-                if "accuracy" in logs:
-                    self.summary.scalar("train_error_running", 1.0 - float(logs["accuracy"]))
-
-    def on_epoch_end(self, epoch, logs=None):
-        with self.writer.as_default(step=self.step_fn()):
-            for name in ("train_error", "val_error", "test_error"):
-                if logs and name in logs:
-                    self.summary.scalar(name, float(logs[name]))
-        self.writer.flush()
-
-
-def restore_latest(model: keras.Model, checkpoint_dir: str) -> dict:
-    """Load the newest loadable checkpoint; returns its state ({} if none)."""
-    for step, base in reversed(list_checkpoints(checkpoint_dir)):
-        state = read_json(base + ".json")
-        if state is None:
-            continue
-        try:
-            model.load_weights(base + ".weights.h5")
-        except Exception as error:  # a damaged file: fall back to the previous checkpoint
-            print(f"warning: cannot load checkpoint {base}.weights.h5 ({error}); trying an older one",
-                  file=sys.stderr)
-            continue
-        return state
-    return {}
-
-
-# --------------------------------------------------------------------------- helpers
-
-def evaluate(model: keras.Model, data: Any, batch_size: int) -> dict:
-    """The compiled metrics ('loss', 'accuracy', ...) on `(x, y)` arrays or a finite dataset."""
-    if isinstance(data, tuple):
-        x, y = data
-        result = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
-    else:
-        result = model.evaluate(data, verbose=0, return_dict=True)
-    return {name: float(value) for name, value in result.items()}
-
-
 def hardware() -> dict:
     """The devices training ran on, whether TensorFlow ran its oneDNN kernels, and how loaded the
     machine was (1/5/15-minute load averages as training ends; the run itself accounts for about
-    its thread count), for results.json."""
-    info = {"backend": keras.backend.backend(), "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-            "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}
+    its thread count), for results.json; the host from `runtime.machine`."""
+    host = runtime.machine()
+    info = {"backend": keras.backend.backend(), "platform": host["platform"],
+            "processor": host["processor"], "cpu_count": host["cpu_count"],
+            "load_average_at_end": [round(x, 2) for x in host["load_average"]]}
     if keras.backend.backend() == "jax":
         import jax
 
@@ -510,40 +194,6 @@ def hardware() -> dict:
     return info
 
 
-MIXED_PRECISION_POLICIES = {"none": "float32", "bfloat16": "mixed_bfloat16",
-                            "float16": "mixed_float16"}
-
-
-def resolve_mixed_precision(mode: str, distribution: Distribution,
-                            cpu_flags: frozenset[str] | None = None) -> str:
-    """The precision `auto` stands for here: `bfloat16` on TPUs and, on the TensorFlow backend,
-    on a CPU-only machine whose CPU multiplies bfloat16 in hardware (AMX or AVX512-BF16:
-    `runtime.bfloat16_hardware`), where mixed bfloat16 trains our nets faster than float32 at the
-    same accuracy (docs/performance.md: *bfloat16 and accuracy*); else `none` (float32: GPUs,
-    other CPUs, JAX). Other modes are returned as they are."""
-    allowed = ("auto", *MIXED_PRECISION_POLICIES)
-    if mode not in allowed:
-        raise UsageError(f"--mixed_precision={mode!r}; allowed: {', '.join(allowed)}.")
-    if mode != "auto":
-        return mode
-    if distribution.name == "tpu":
-        return "bfloat16"
-    on_cpu_only = not any(kind in device.upper() for device in distribution.devices
-                          for kind in ("GPU", "TPU"))
-    if (keras.backend.backend() == "tensorflow" and on_cpu_only
-            and runtime.bfloat16_hardware(cpu_flags)):
-        return "bfloat16"
-    return "none"
-
-
-def set_mixed_precision(mode: str) -> None:
-    """`none`, `bfloat16` or `float16` (the optimizer then scales the loss dynamically)."""
-    if mode not in MIXED_PRECISION_POLICIES:
-        raise UsageError(f"--mixed_precision={mode!r}; allowed: "
-                         f"{', '.join(MIXED_PRECISION_POLICIES)}.")
-    keras.mixed_precision.set_global_policy(MIXED_PRECISION_POLICIES[mode])
-
-
 def summary_line(results: dict) -> str:
     """The one-line summary printed at the end of a run."""
     error = results.get("test_error")
@@ -557,8 +207,6 @@ def summary_line(results: dict) -> str:
     )
 
 
-# --------------------------------------------------------------------------- run
-
 def run(
     config: TrainConfig,
     distribution: Distribution,
@@ -566,8 +214,10 @@ def run(
     data: TrainData,
 ) -> dict:
     """Train (or resume) to `config.total_steps` and write the model_dir contract; returns
-    results.json's contents. A finished run is not trained again."""
+    results.json's contents. A finished run is not trained again; a model_dir holding a run
+    with other defining flags is refused before anything in it changes."""
     model_dir = config.model_dir if "://" in config.model_dir else os.path.abspath(config.model_dir)
+    check_rerun(model_dir, config.flags, config.metadata)
     results_path = os.path.join(model_dir, "results.json")
     finished = read_json(results_path)
     if finished and finished.get("steps", -1) >= config.total_steps:
@@ -580,12 +230,12 @@ def run(
     make_dirs(write_dir)
     checkpoint_dir = os.path.join(model_dir, "checkpoints")
     precision = resolve_mixed_precision(config.mixed_precision, distribution)
-    started_in = (read_json(os.path.join(model_dir, "metadata.json")) or {}).get("mixed_precision")
-    if config.mixed_precision == "auto" and started_in in MIXED_PRECISION_POLICIES:
+    recorded = read_json(os.path.join(model_dir, "metadata.json")) or {}
+    started_in = recorded.get("mixed_precision")
+    if config.mixed_precision == "auto" and started_in in POLICIES:
         precision = started_in  # a resumed run keeps the precision `auto` chose at its start
-    metadata = dict(config.metadata, backend=keras.backend.backend(), mixed_precision=precision)
-    if distribution.is_chief:
-        write_json(os.path.join(model_dir, "metadata.json"), metadata)
+    metadata = dict(config.metadata, backend=keras.backend.backend(), mixed_precision=precision,
+                    flags=recorded.get("flags") or defining_flags(config.flags))
 
     keras.utils.set_random_seed(config.seed)
     set_mixed_precision(precision)
@@ -605,7 +255,10 @@ def run(
         )
         optimizer.build(model.trainable_variables)
         prepare_model(model, distribution)
-        state = restore_latest(model, checkpoint_dir)
+        state = restore_latest(model, checkpoint_dir, config.start_over,
+                               distribution.is_chief)
+    if distribution.is_chief:
+        write_json(os.path.join(model_dir, "metadata.json"), metadata)
     start_step = int(state.get("step", 0))
     check_steps_per_execution(config.steps_per_execution, config.steps_per_epoch, config.total_steps,
                               start_step)
@@ -627,7 +280,7 @@ def run(
         counter,
         *distribution_callbacks(distribution),
         lr_controller,
-        EpochMetrics(data, run_start, wall_before, step_fn=counter),
+        EpochMetrics(data.test, data.eval_batch_size, run_start, wall_before, step_fn=counter),
         MetricsCSV(os.path.join(write_dir, "metrics.csv"), start_step, CSV_COLUMNS + tuple(
             f"{prefix}{m.name}" for m in extra_metrics for prefix in ("", "val_", "test_"))),
         Checkpointer(checkpoint_dir if distribution.is_chief else os.path.join(write_dir, "checkpoints"),
