@@ -115,7 +115,8 @@ def test_tfds_source_reads_tfds_datasets(tmp_path):
 
 def test_unprepared_tfds_dataset_is_one_clear_error(tmp_path):
     pytest.importorskip("tensorflow_datasets")
-    with pytest.raises(DataError, match=r"'cifar10' is not prepared in .*tfds build cifar10"):
+    with pytest.raises(DataError, match=r"'cifar10' is not in .*cannot be downloaded .*"
+                                         r"tfds build cifar10"):
         cifar_data.load("cifar10", "tfds", str(tmp_path))
 
 
