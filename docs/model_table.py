@@ -1,4 +1,5 @@
-"""Writes the README's table of networks (parameters, multiply-adds) from the built models.
+"""Writes the README's table of networks (parameters, multiply-adds) from the built models;
+plain nets (Sec. 4.1) share their residual counterpart's row.
 
     python docs/model_table.py            # print the table
     python docs/model_table.py --write    # replace the table in README.md
@@ -19,25 +20,37 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 BEGIN, END = "<!-- model-table:begin -->", "<!-- model-table:end -->"
 
 
+def measure(name: str) -> tuple[int, float]:
+    """(trainable parameters, G multiply-adds per image) of a network at its defaults."""
+    model = keras_resnet.get_model(name)
+    params = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    gmacs = keras_resnet.count_flops(model) / 1e9
+    keras.backend.clear_session()
+    return params, gmacs
+
+
 def model_rows() -> list[str]:
-    """One markdown row per registered network, at its default input size and shortcut."""
+    """One markdown row per depth: the residual net and its plain counterpart (if any), at the
+    default input size and shortcut."""
+    names = keras_resnet.list_models()
     rows = []
-    for name in keras_resnet.list_models():
+    for name in (n for n in names if n.startswith("resnet")):
         spec = keras_resnet.get_spec(name)
-        model = keras_resnet.get_model(name)
-        params = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-        gmacs = keras_resnet.count_flops(model) / 1e9
-        function = spec.constructor_name
+        plain = f"plain{name.removeprefix('resnet')}"
+        nets = [name] + ([plain] if plain in names else [])
+        figures = [measure(n) for n in nets]
+        functions = " / ".join(f"`{keras_resnet.get_spec(n).constructor_name}`" for n in nets)
         data = "ImageNet 224x224" if spec.family == "imagenet" else "CIFAR-10 32x32"
         blocks = f"{spec.block} {'-'.join(map(str, spec.repeats))}"
-        rows.append(f"| `{function}` | {data} | {blocks} | {spec.default_shortcut or '-'} | "
-                    f"{params:,} | {gmacs:.3f} |")
-        keras.backend.clear_session()
+        params = " / ".join(f"{p:,}" for p, _ in figures)
+        gmacs = " / ".join(f"{g:.3f}" for _, g in figures)
+        rows.append(f"| {functions} | {data} | {blocks} | {spec.default_shortcut} | {params} | "
+                    f"{gmacs} |")
     return rows
 
 
 def table() -> str:
-    header = ["| function | input | blocks per stage | shortcut | parameters | GMACs |",
+    header = ["| residual / plain net | input | blocks per stage | shortcut | parameters | GMACs |",
               "|---|---|---|---|---:|---:|"]
     return "\n".join(header + model_rows())
 

@@ -52,3 +52,21 @@ def test_start_of_training_page_is_regenerated_from_its_record(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert out.read_text() == (REPO / "docs" / "start_of_training.md").read_text(), \
         "docs/start_of_training.md is stale: rerun its --page_from command"
+
+
+def test_readme_speed_section_is_the_generated_one():
+    result = run("docs/make_performance.py", "--readme")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout in (REPO / "README.md").read_text(), \
+        "README's Speed section is stale: paste python docs/make_performance.py --readme"
+
+
+def test_readme_results_come_from_the_records():
+    from keras_resnet.training import report
+    from keras_resnet.training.suites import SUITES
+
+    readme = (REPO / "README.md").read_text()
+    block = report.readme_results(SUITES["cifar_8k"], REPO / "results")
+    assert report.with_readme_results(readme, block) == readme, \
+        "README's results are stale: run python training/reproduce.py --suite=cifar_8k --report_only"
+    assert "| ResNet-20 |" in block

@@ -214,7 +214,7 @@ def test_defining_flags_leave_out_exactly_the_resumable_ones():
              "train_steps": 5, "start_over": True, "seed": 0}
     assert resume.defining_flags(flags) == {"lr_boundaries": ["1", "2"], "model": "resnet20",
                                             "seed": 0}
-    readme = (helpers.REPO / "README.md").read_text()
+    readme = (helpers.REPO / "docs" / "training.md").read_text()
     listed = readme[readme.index("These flags may change on resume"):
                     readme.index("A damaged checkpoint")]
     assert set(re.findall(r"`--(\w+)`", listed)) == resume.RESUMABLE_FLAGS - {"model_dir"}

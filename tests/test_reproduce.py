@@ -59,7 +59,10 @@ def test_tiny_suite_resumes_records_and_reports(tmp_path):
     """Killed mid-run, restarted: it resumes, records each finished run (ours and the PyTorch
     reference) in results/, and writes the report from those records alone."""
     runs, docs, records = tmp_path / "runs", tmp_path / "docs", tmp_path / "results"
-    args = ["--suite=tiny", f"--runs_dir={runs}", f"--docs_dir={docs}", f"--results_dir={records}"]
+    readme = tmp_path / "README.md"
+    readme.write_text("# title\n<!-- results:begin -->\nold\n<!-- results:end -->\nend\n")
+    args = ["--suite=tiny", f"--runs_dir={runs}", f"--docs_dir={docs}", f"--results_dir={records}",
+            f"--readme={readme}"]
     plain, resnet = runs / "tiny" / "plain20", runs / "tiny" / "resnet20"
 
     # 1. Killed (runner and trainer, SIGKILL) after the first epoch's checkpoint of the first run.
@@ -167,6 +170,10 @@ def test_tiny_suite_resumes_records_and_reports(tmp_path):
             f"{percent(resnet_results['test_error'])} vs. ResNet-20 (PyTorch) "
             f"{percent(torch_results['test_error'])}, {100 * apart:.2f} points apart" in section)
     assert "Not run yet" in report.split("## `fmnist`")[1]
+    block = readme.read_text()  # the README quotes cifar_8k, which has no records here
+    assert block.startswith("# title\n<!-- results:begin -->\nCIFAR-10 test error")
+    assert "| ResNet-56 | not run yet | not run yet | 6.97% |" in block
+    assert block.endswith("<!-- results:end -->\nend\n")
     assert "## `cifar_small`" not in report
 
 

@@ -38,6 +38,7 @@ TRAINER = REPO / "training" / "cifar10.py"
 TORCH_TRAINER = REPO / "benchmarks" / "torch_cifar_reference.py"
 CIFAR_JPEG_TAR = REPO.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
 CIFAR_CLASSES = 10
+README_SUITE = "cifar_8k"  # the suite whose records README.md's results block quotes
 RUNNER_FILE = "runner.json"  # the flags (without paths) the runner started a model_dir with
 
 
@@ -53,6 +54,8 @@ flags.DEFINE_string("runs_dir", str(REPO / "runs"), "Model_dirs go to RUNS_DIR/S
 flags.DEFINE_string("results_dir", str(REPO / "results"), "Finished runs' records go to "
                     "RESULTS_DIR/SUITE/RUN.")
 flags.DEFINE_string("docs_dir", str(REPO / "docs"), "Where results.md and the figures go.")
+flags.DEFINE_string("readme", str(REPO / "README.md"), "The README whose results block the "
+                    f"report rewrites from the {README_SUITE} records ('' for none).")
 flags.DEFINE_string("cifar_tar", str(CIFAR_JPEG_TAR), "The CIFAR-10 JPEG copy (.tar.gz).")
 flags.DEFINE_string("fashion_mnist_dir", None, "Fashion-MNIST's idx .gz files (default: the "
                     "trainer's, keras_resnet.training.cifar_data.FASHION_MNIST_DIR).")
@@ -282,6 +285,10 @@ def main(argv: list[str]) -> int:
         if FLAGS.report or FLAGS.report_only:
             shown = [s for s in SUITES.values() if not s.hidden or s is suite]
             report.write_report(shown, results_dir, runs_dir, docs_dir)
+            if FLAGS.readme:
+                readme = Path(FLAGS.readme)
+                block = report.readme_results(SUITES[README_SUITE], results_dir)
+                readme.write_text(report.with_readme_results(readme.read_text(), block))
     except RunnerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import os
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,6 +173,51 @@ def measured(claim: Claim, values: dict[str, dict[str, float]]) -> tuple[str, st
             f"(at most {percent(claim.upper)})")
 
 
+def claim_values(finished: list[RunRecord]) -> dict[str, dict[str, float]]:
+    """The finished runs' final training and test errors and mean Fig. 7 response std."""
+    return {"train_error": {r.model: r.final_train_error for r in finished},
+            "test_error": {r.model: r.results["test_error"] for r in finished},
+            "response_std": {r.model: float(np.mean([s for _, s in r.responses]))
+                             for r in finished if r.responses}}
+
+
+def readme_results(suite: Suite, results_dir: Path) -> str:
+    """README.md's results block: the suite's test errors beside the PyTorch reference's and
+    the paper's, and how many of its claims showed, from the committed records alone."""
+    records = load_runs(suite, results_dir, None)
+    finished = {r.model: r for r in records if r.results}
+    steps = max((r.results["steps"] for r in finished.values()), default=0)
+    lines = [*textwrap.wrap(
+                 f"CIFAR-10 test error (JPEG q75 copy, 45k/5k split, {steps:,} iterations, 1/8 of "
+                 f"the paper's schedule; suite `{suite.name}`, [docs/results.md](docs/results.md)):",
+                 100, break_long_words=False, break_on_hyphens=False), "",
+             "| net | ours | PyTorch, same recipe | paper, Table 6 (64k iterations) |",
+             "|---|---:|---:|---:|"]
+    def test_error(run: str) -> str:
+        return percent(finished[run].results["test_error"]) if run in finished else "not run yet"
+
+    for model in suite.models:
+        torch = test_error(TORCH_PREFIX + model) if model in suite.references else "n/a"
+        paper = f"{PAPER_TEST_ERROR[model]:.2f}%" if model in PAPER_TEST_ERROR else "Fig. 6 only"
+        lines.append(f"| {pretty(model)} | {test_error(model)} | {torch} | {paper} |")
+    verdicts = [measured(claim, claim_values(list(finished.values())))[0]
+                for claim in suite.claims]
+    lines += ["", *textwrap.wrap(
+        f"The paper's claims at this scale: {verdicts.count('shown')} shown, "
+        f"{verdicts.count('not shown')} not shown, {verdicts.count('not measured')} not measured "
+        f"yet (runs still to train), of {len(verdicts)}.", 100)]
+    return "\n".join(lines) + "\n"
+
+
+def with_readme_results(readme: str, block: str) -> str:
+    """`readme` with the text between its results markers replaced by `block`."""
+    begin, end = "<!-- results:begin -->\n", "<!-- results:end -->"
+    if begin not in readme or end not in readme:
+        raise ValueError(f"README.md has no {begin.strip()} ... {end} markers")
+    head, rest = readme.split(begin, 1)
+    return head + begin + block + end + rest.split(end, 1)[1]
+
+
 def run_table(suite: Suite, records: list[RunRecord]) -> list[str]:
     """The suite's table: one row per run, the reference's errors beside ours."""
     import keras_resnet
@@ -260,15 +306,12 @@ def suite_section(suite: Suite, records: list[RunRecord], docs_dir: Path) -> lis
               "|" + "---|" * len(panels), ""]
 
     finished = [r for r in records if r.results]
-    values = {"train_error": {r.model: r.final_train_error for r in finished},
-              "test_error": {r.model: r.results["test_error"] for r in finished}}
+    values = claim_values(finished)
     responses = {pretty(r.model): r.responses for r in finished if r.responses}
     if suite.fig7 and responses:
         figures.write_layer_responses(responses, str(docs_dir / f"{suite.fig7}.png"),
                                       str(docs_dir / f"{suite.fig7}.csv"),
                                       f"3x3 layer responses, {label}")
-        values["response_std"] = {r.model: float(np.mean([s for _, s in r.responses]))
-                                  for r in finished if r.responses}
         lines += [f"Fig. 7 at this scale: std of each 3x3 layer's response (after BN, before "
                   f"the addition and ReLU) on {response_images(finished):,} test images, top in "
                   f"layer order, bottom sorted by magnitude ([CSV]({suite.fig7}.csv)):", "",

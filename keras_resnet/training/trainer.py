@@ -174,7 +174,9 @@ def hardware() -> dict:
     its thread count), for results.json; the host from `runtime.machine`."""
     host = runtime.machine()
     info = {"backend": keras.backend.backend(), "platform": host["platform"],
-            "processor": host["processor"], "cpu_count": host["cpu_count"],
+            "processor": host["processor"], "cpu_model": host["cpu"],
+            "cpu_count": host["cpu_count"],
+            "cpu_bfloat16": [f for f in host["cpu_flags"] if f.startswith(("amx", "avx512_bf16"))],
             "load_average_at_end": [round(x, 2) for x in host["load_average"]]}
     if keras.backend.backend() == "jax":
         import jax
