@@ -218,6 +218,35 @@ def with_readme_results(readme: str, block: str) -> str:
     return head + begin + block + end + rest.split(end, 1)[1]
 
 
+def recipe_differences_table(record: dict) -> list[str]:
+    """benchmarks/recipe_differences.py's record as a table: training / test error after each
+    epoch, per variant."""
+    epochs = max((len(v["epochs"]) for v in record["variants"].values()), default=0)
+    lines = ["| variant | " + " | ".join(f"epoch {e + 1}: training / test error"
+                                         for e in range(epochs)) + " |",
+             "|---|" + "---|" * epochs]
+    for run in record["variants"].values():
+        cells = [f"{percent(r['train_error'])} / {percent(r['test_error'])}"
+                 for r in run["epochs"]]
+        lines.append(f"| {run['description']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def recipe_differences_section(results_dir: Path, suite: Suite) -> list[str]:
+    """The suite's recipe-differences records (results/SUITE/recipe_differences_MODEL.json)."""
+    lines = []
+    for path in sorted((results_dir / suite.name).glob("recipe_differences_*.json")):
+        record = read_json(path)
+        if not record or not record.get("variants"):
+            continue
+        lines += [f"Remaining differences from the PyTorch reference, each switched to ours "
+                  f"alone ({pretty(record['model'])}, short runs of {record['train_steps']:,} "
+                  f"iterations with the lr divided by 10 at 50% and 75%, one seed; "
+                  f"`benchmarks/recipe_differences.py`, [record](../results/{suite.name}/"
+                  f"{path.name})):", "", *recipe_differences_table(record), ""]
+    return lines
+
+
 def run_table(suite: Suite, records: list[RunRecord]) -> list[str]:
     """The suite's table: one row per run, the reference's errors beside ours."""
     import keras_resnet
@@ -273,7 +302,8 @@ def weight_rows(records: list[RunRecord]) -> tuple[list[str], dict[str, float]]:
     return rows, ratios
 
 
-def suite_section(suite: Suite, records: list[RunRecord], docs_dir: Path) -> list[str]:
+def suite_section(suite: Suite, records: list[RunRecord], docs_dir: Path,
+                  results_dir: Path) -> list[str]:
     """The markdown of one suite, writing its figures into `docs_dir`."""
     from keras_resnet.training import figures
 
@@ -323,6 +353,7 @@ def suite_section(suite: Suite, records: list[RunRecord], docs_dir: Path) -> lis
                   "of the learning rate):", "",
                   "| net | conv1 kernel L2 norm | He-init expectation | ratio | largest BN gamma |",
                   "|---|---:|---:|---:|---:|", *growth, ""]
+    lines += recipe_differences_section(results_dir, suite)
     lines += ["Claims, as measured:", ""]
     verdicts = [measured(claim, values) for claim in suite.claims]
     lines += [f"- **{verdict}**: {claim.text}: {numbers}."
@@ -356,7 +387,8 @@ def write_report(suites: list[Suite], results_dir: Path, runs_dir: Path | None,
              "claims, not its absolute errors, and the data is the CIFAR-10 JPEG (q75) copy, not "
              "the lossless release.", ""]
     for suite in suites:
-        lines += suite_section(suite, load_runs(suite, results_dir, runs_dir), docs_dir)
+        lines += suite_section(suite, load_runs(suite, results_dir, runs_dir), docs_dir,
+                               results_dir)
     path = docs_dir / "results.md"
     tmp = path.with_name(f"results.md.tmp-{os.getpid()}")
     tmp.write_text("\n".join(lines))

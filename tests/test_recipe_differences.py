@@ -1,0 +1,60 @@
+"""benchmarks/recipe_differences.py: the PyTorch reference with each of its differences from our
+recipe switched to ours, beside our trainer, on real CIFAR-10 JPEGs, as one record."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+import cifar_helpers as helpers
+
+SCRIPT = helpers.REPO / "benchmarks" / "recipe_differences.py"
+
+
+@pytest.mark.slow
+def test_variants_train_and_land_in_one_record(tmp_path):
+    if subprocess.run(["/usr/bin/python3", "-c", "import torch"]).returncode != 0:
+        pytest.skip("no PyTorch for /usr/bin/python3")
+    with tarfile.open(helpers.CIFAR_JPEG_TAR) as tar:  # 35 train, 10 test images per class
+        members = [m for m in tar if m.isfile() and m.name.endswith(".jpg") and int(
+            Path(m.name).stem) < {"train": 35, "test": 10}[Path(m.name).parts[1]]]
+        tar.extractall(tmp_path / "data", members=members, filter="data")
+    record = tmp_path / "record.json"
+    args = [sys.executable, str(SCRIPT), f"--data_dir={tmp_path / 'data' / 'cifar10-jpeg'}",
+            f"--runs_dir={tmp_path / 'runs'}", f"--json={record}", "--train_steps=18",
+            "--batch_size=32", "--validation_per_class=5",
+            "--variants=reference,glorot_classifier,ours"]
+    result = subprocess.run(args, cwd=helpers.REPO, env=helpers.env(), capture_output=True,
+                            text=True, timeout=900)
+    helpers.check(result)
+    data = json.loads(record.read_text())
+    assert list(data["variants"]) == ["reference", "glorot_classifier", "ours"]
+    for name, run in data["variants"].items():  # 300 images // 32 = 9 steps an epoch
+        assert [int(r["step"]) for r in run["epochs"]] == [9, 18], name
+        assert run["test_error"] == run["epochs"][-1]["test_error"]
+    assert data["variants"]["reference"]["precision"] in ("float32", "none")
+    metadata = json.loads((tmp_path / "runs" / "resnet20" / "glorot_classifier" /
+                           "metadata.json").read_text())
+    assert metadata["recipe"]["classifier_init"] == "glorot"
+    assert "| our trainer (training/cifar10.py, --mixed_precision=auto) |" in result.stdout
+
+    again = subprocess.run(args, cwd=helpers.REPO, env=helpers.env(), capture_output=True,
+                           text=True, timeout=600)  # finished runs are not trained again
+    helpers.check(again)
+    assert json.loads(record.read_text()) == data
+
+
+def test_unknown_variant_is_one_line_naming_the_allowed(tmp_path):
+    result = subprocess.run([sys.executable, str(SCRIPT), f"--data_dir={tmp_path}",
+                             f"--json={tmp_path / 'r.json'}", "--variants=reference,fp8"],
+                            cwd=helpers.REPO, env=helpers.env(), capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "error: --variants: fp8 unknown; allowed: reference, decay_kernels_only")
+    assert not (tmp_path / "r.json").exists()
