@@ -36,8 +36,8 @@ def read_build_files() -> dict[str, dict]:
         package = "" if package == "." else package
         recorded = []
 
-        def rule(kind):
-            return lambda **kwargs: recorded.append((kind, kwargs))
+        def rule(kind, into=recorded):
+            return lambda **attrs: into.append((kind, attrs))
 
         namespace = {kind: rule(kind) for kind in RULES}
         namespace["load"] = lambda *args: None

@@ -47,7 +47,10 @@ def test_cifar10_release_pickles_load_as_nhwc(tmp_path):
     np.testing.assert_array_equal(data.x_test, x_test)
     assert data.class_names[:2] == ["class0", "class1"]
     # --data_dir may also name the cifar-10-batches-py folder itself.
-    assert cifar_data.load("cifar10", "files", str(tmp_path / "cifar-10-batches-py")).x_train.shape[0] == 30
+    assert (
+        cifar_data.load("cifar10", "files", str(tmp_path / "cifar-10-batches-py")).x_train.shape[0]
+        == 30
+    )
 
 
 def test_cifar100_release_pickles_use_fine_labels(tmp_path):
@@ -67,7 +70,7 @@ def test_cifar100_release_pickles_use_fine_labels(tmp_path):
 def test_fashion_mnist_idx_files_load(tmp_path):
     rng = np.random.default_rng(2)
     x = rng.integers(0, 256, (7, 28, 28), dtype=np.uint8)
-    for split, (images, labels) in cifar_data.FASHION_MNIST_FILES.items():
+    for images, labels in cifar_data.FASHION_MNIST_FILES.values():
         write_idx(tmp_path / images, x)
         write_idx(tmp_path / labels, np.arange(7))
     data = cifar_data.load("fashion_mnist", "files", str(tmp_path))
@@ -78,8 +81,9 @@ def test_fashion_mnist_idx_files_load(tmp_path):
 
 
 def test_debian_fashion_mnist_is_the_default_location():
-    assert os.path.exists(os.path.join(cifar_data.FASHION_MNIST_DIR, "t10k-labels-idx1-ubyte.gz")), \
-        "Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)"
+    assert os.path.exists(
+        os.path.join(cifar_data.FASHION_MNIST_DIR, "t10k-labels-idx1-ubyte.gz")
+    ), "Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)"
     data = cifar_data.load("fashion_mnist", "files", None, max_train=100, max_test=50)
     assert data.x_train.shape == (100, 28, 28, 1) and data.x_test.shape == (50, 28, 28, 1)
     assert set(np.unique(cifar_data.load("fashion_mnist", "files").y_test)) == set(range(10))
@@ -123,7 +127,9 @@ def test_unprepared_tfds_dataset_is_one_clear_error(tmp_path):
 def test_missing_data_names_the_path_and_how_to_get_it(tmp_path):
     with pytest.raises(DataError, match=r"cifar-10-batches-py does not exist.*cifar\.html"):
         cifar_data.load("cifar10", "files", str(tmp_path))
-    with pytest.raises(DataError, match=r"train-images-idx3-ubyte.gz is missing.*dataset-fashion-mnist"):
+    with pytest.raises(
+        DataError, match=r"train-images-idx3-ubyte.gz is missing.*dataset-fashion-mnist"
+    ):
         cifar_data.load("fashion_mnist", "files", str(tmp_path))
     with pytest.raises(DataError, match=r"train does not exist.*cifar10-jpeg"):
         cifar_data.load("cifar10", "folder", str(tmp_path))

@@ -70,7 +70,9 @@ def test_resnet20_learns_real_fashion_mnist_and_writes_the_model_dir_contract(tm
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [1, 2]  # 5500 // 64 = 85 steps per epoch
     assert [int(r["step"]) for r in rows] == [85, 150]
-    assert float(rows[0]["lr"]) == pytest.approx(0.02) and float(rows[1]["lr"]) == pytest.approx(0.0002)
+    assert float(rows[0]["lr"]) == pytest.approx(0.02) and float(rows[1]["lr"]) == pytest.approx(
+        0.0002
+    )
     assert all(r["train_error"] and r["val_error"] and r["test_error"] for r in rows)
     assert float(rows[-1]["test_error"]) == pytest.approx(results["test_error"], abs=1e-6)
     tags = _tensorboard_tags(model_dir / "logs")
@@ -101,7 +103,9 @@ def _tensorboard_tags(log_dir: Path) -> dict:
 
     tags, graph = {}, False
     for run in ("train", "validation", "iterations"):
-        accumulator = event_accumulator.EventAccumulator(str(log_dir / run), size_guidance={"tensors": 0})
+        accumulator = event_accumulator.EventAccumulator(
+            str(log_dir / run), size_guidance={"tensors": 0}
+        )
         accumulator.Reload()
         tags[run] = set(accumulator.Tags()["tensors"]) | set(accumulator.Tags()["scalars"])
         graph = graph or accumulator.Tags()["graph"]
@@ -226,16 +230,20 @@ def test_steps_per_execution_trains_exactly_the_steps_it_counts_and_resumes(tmp_
     assert _optimizer_iterations(model_dir / "checkpoints" / "ckpt-00000048.weights.h5") == 48
 
 
-def test_steps_per_execution_that_does_not_divide_the_epochs_is_one_line_listing_the_divisors(tmp_path):
+def test_steps_per_execution_that_does_not_divide_the_epochs_is_one_line_listing_the_divisors(
+    tmp_path,
+):
     _require_fashion_mnist()
     result = helpers.run(*helpers.fashion_mnist_args(
         tmp_path / "spe3", "--max_train_examples=576", "--validation_size=64", "--batch_size=32",
         "--train_steps=40", "--steps_per_execution=3"), timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        "error: --steps_per_execution=3 does not divide the steps per epoch (16) and the run's total "
-        "steps (40): Keras runs 3 steps per call whatever is left of an epoch. Values that divide 16, "
-        "40: 1, 2, 4, 8.")
+        "error: --steps_per_execution=3 does not divide the steps per epoch (16) and the run's "
+        "total steps (40): Keras runs 3 steps per call whatever is left of an epoch. "
+        "Values that divide 16, "
+        "40: 1, 2, 4, 8."
+    )
     assert "Traceback" not in result.stderr and not (tmp_path / "spe3" / "checkpoints").exists()
     # a run started at another setting resumes only from a step the new one divides
     with pytest.raises(trainer.UsageError, match=r"does not divide the step it resumes from \(6\)"):
@@ -282,7 +290,10 @@ def test_missing_data_is_one_line_naming_the_path(tmp_path):
                          f"--data_dir={tmp_path}", timeout=120)
     assert result.returncode == 2
     error = result.stderr.strip().splitlines()[-1]
-    assert error.startswith("error: Data not found:") and str(tmp_path / "cifar-10-batches-py") in error
+    assert (
+        error.startswith("error: Data not found:")
+        and str(tmp_path / "cifar-10-batches-py") in error
+    )
     assert "Traceback" not in result.stderr
 
 
@@ -420,7 +431,10 @@ def test_train_on_all_trains_on_every_training_image_and_refuses_a_validation_sp
         result = helpers.run(*helpers.fashion_mnist_args(
             tmp_path / "bad", "--max_train_examples=256", "--train_on_all", split), timeout=120)
         assert result.returncode == 2
-        assert result.stderr.strip().splitlines()[-1] == f"error: --train_on_all and {split}: give one of them."
+        assert (
+            result.stderr.strip().splitlines()[-1]
+            == f"error: --train_on_all and {split}: give one of them."
+        )
 
 
 def test_lr_boundaries_that_do_not_increase_are_a_one_line_error(tmp_path):

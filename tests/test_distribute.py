@@ -39,19 +39,27 @@ def test_num_gpus_beyond_the_visible_gpus_or_device_counts_off_mirrored_are_clea
     with pytest.raises(distribute.DistributionError,
                        match=rf"--num_gpus={visible + 1}, but only {visible} GPU\(s\) are visible"):
         distribute.get_distribution("mirrored", num_gpus=visible + 1)
-    with pytest.raises(distribute.DistributionError,
-                       match=r"--num_gpus=1: for --strategy=mirrored only, not --strategy=one_device"):
+    with pytest.raises(
+        distribute.DistributionError,
+        match=r"--num_gpus=1: for --strategy=mirrored only, not --strategy=one_device",
+    ):
         distribute.get_distribution("one_device", num_gpus=1)
-    with pytest.raises(distribute.DistributionError,
-                       match=r"--num_cpu_devices=2: for --strategy=mirrored only, not --strategy=default"):
+    with pytest.raises(
+        distribute.DistributionError,
+        match=r"--num_cpu_devices=2: for --strategy=mirrored only, not --strategy=default",
+    ):
         distribute.get_distribution("default", num_cpu_devices=2)
 
 
 def test_mirrored_over_2_cpu_devices_follows_the_single_device_loss_trajectory(tmp_path):
     single = helpers.run(*helpers.fashion_mnist_args(tmp_path / "single", *SMALL_RUN), timeout=300)
     helpers.check(single)
-    mirrored = helpers.run(*helpers.fashion_mnist_args(
-        tmp_path / "mirrored", *SMALL_RUN, "--strategy=mirrored", "--num_cpu_devices=2"), timeout=300)
+    mirrored = helpers.run(
+        *helpers.fashion_mnist_args(
+            tmp_path / "mirrored", *SMALL_RUN, "--strategy=mirrored", "--num_cpu_devices=2"
+        ),
+        timeout=300,
+    )
     helpers.check(mirrored)
     results = helpers.results(tmp_path / "mirrored")
     assert results["distribution"]["num_replicas"] == 2 and results["steps"] == 12
@@ -116,7 +124,9 @@ def test_multi_worker_mirrored_two_local_workers_end_with_identical_weights(tmp_
     assert len(chief_weights) == len(other_weights)
     for a, b in zip(chief_weights, other_weights):
         np.testing.assert_array_equal(a, b)
-    assert (model_dir / "checkpoints").is_dir() and not (model_dir / "worker-1" / "metadata.json").exists()
+    assert (model_dir / "checkpoints").is_dir() and not (
+        model_dir / "worker-1" / "metadata.json"
+    ).exists()
 
 
 def test_tpu_flag_reaches_the_resolver_and_no_tpu_is_a_clear_error():
@@ -153,9 +163,14 @@ def test_jax_backend_trains_data_parallel_without_tensorflow(tmp_path):
     model_dir = tmp_path / "jax"
     args = helpers.fashion_mnist_args(model_dir, *SMALL_RUN, "--train_steps=6",
                                       "--strategy=mirrored", "--num_cpu_devices=2")
-    result = subprocess.run([sys.executable, "-c", JAX_RUNNER, str(helpers.SCRIPT), "--verbose=2", *args],
-                            cwd=helpers.REPO, env=helpers.env(KERAS_BACKEND="jax"),
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", JAX_RUNNER, str(helpers.SCRIPT), "--verbose=2", *args],
+        cwd=helpers.REPO,
+        env=helpers.env(KERAS_BACKEND="jax"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     helpers.check(result)
     results = helpers.results(model_dir)
     assert results["steps"] == 6 and results["hardware"]["backend"] == "jax"

@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from imagenet_helpers import jpeg, photo
 
 import keras_resnet
+from imagenet_helpers import jpeg, photo
 from keras_resnet.layers import SubtractMean
 from keras_resnet.training import evaluation
 from keras_resnet.training import imagenet_input as ii

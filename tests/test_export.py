@@ -211,7 +211,8 @@ def fashion(tmp_path_factory):
     assert exported.returncode == 0, exported.stderr[-3000:]
     model, metadata = export.load_model_dir(model_dir)
     # The served net computes in float32 whatever the trainer's precision (`auto`: bfloat16 on
-    # CPUs with AMX or AVX512-BF16): the Keras side of the comparisons is the same weights in float32.
+    # CPUs with AMX or AVX512-BF16): the Keras side of the comparisons is the same weights in
+    # float32.
     return SimpleNamespace(model=export.float32_copy(model), metadata=metadata,
                            version_dir=export_base / "1",
                            stdout=exported.stdout, saved_models=export_base.parent,

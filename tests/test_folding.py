@@ -1,4 +1,5 @@
-"""BN folded into the convolution before it computes the same inference function, with no BN left."""
+"""BN folded into the convolution before it computes the same inference function, with no BN
+left."""
 
 from __future__ import annotations
 
@@ -89,7 +90,9 @@ def test_a_subclassed_model_is_refused_by_name():
         def call(self, x):
             return x
 
-    with pytest.raises(TypeError, match="functional Keras model or a Sequential built with an Input, got Net[.]"):
+    with pytest.raises(
+        TypeError, match="functional Keras model or a Sequential built with an Input, got Net[.]"
+    ):
         fold_batch_norm(Net())
 
 
@@ -111,7 +114,9 @@ def test_a_built_sequential_folds_and_an_unbuilt_one_is_refused():
 def test_export_serves_the_folded_net_unless_told_not_to():
     model, metadata = export.untrained_model("resnet20")
     assert not batch_norms(export.ServingModule(model, metadata).model)
-    assert batch_norms(export.ServingModule(model, metadata, fold_bn=False).model) == batch_norms(model)
+    assert batch_norms(export.ServingModule(model, metadata, fold_bn=False).model) == batch_norms(
+        model
+    )
 
 
 def test_a_net_trained_in_mixed_bfloat16_serves_in_float32_with_its_weights():

@@ -1,4 +1,5 @@
-"""The ImageNet input pipeline (Sec. 3.4) on tiny ImageNet-format sets made from real photographs."""
+"""The ImageNet input pipeline (Sec. 3.4) on tiny ImageNet-format sets made from real
+photographs."""
 
 import importlib.util
 import json
@@ -8,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from imagenet_helpers import class_names, jpeg, make_photo_set, photo
 
+from imagenet_helpers import class_names, jpeg, make_photo_set, photo
 from keras_resnet.training import imagenet_input as ii
 
 # ImageNet's RGB eigen-decomposition (0..1 scale) as published with AlexNet-style lighting.
@@ -62,7 +63,9 @@ def test_train_view_is_a_crop_of_the_requested_size_for_real_photos():
 def test_fused_decode_and_crop_matches_resize_then_crop():
     image = photo("coffee")  # 400 x 600
     encoded = tf.constant(jpeg(image, quality=95))
-    _, window = ii.scale_window(tf.constant(image.shape[:2]), 224, (256, 480), seed=tf.constant([3, 4]))
+    _, window = ii.scale_window(
+        tf.constant(image.shape[:2]), 224, (256, 480), seed=tf.constant([3, 4])
+    )
     y, x, side, _ = window.numpy()
     fused = tf.image.resize(ii.decode_window(encoded, window), [224, 224]).numpy()
     # The obvious way: decode all, resize to shorter side L, crop the corresponding 224 square.
@@ -194,7 +197,9 @@ def test_tfrecord_dir_without_shards_names_path_and_pattern(tmp_path):
 
 
 def test_empty_data_dir_names_every_layout_it_looked_for(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"train-\*-of-\*.*train/<class>/.*imagenet2012") as error:
+    with pytest.raises(
+        FileNotFoundError, match=r"train-\*-of-\*.*train/<class>/.*imagenet2012"
+    ) as error:
         ii.describe_data(str(tmp_path))
     assert str(tmp_path) in str(error.value)
 

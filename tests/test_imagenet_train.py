@@ -6,8 +6,8 @@ import json
 import keras
 import numpy as np
 import pytest
-from imagenet_helpers import check, class_names, make_photo_set, photo, run_script
 
+from imagenet_helpers import check, class_names, make_photo_set, photo, run_script
 from keras_resnet.layers import SubtractMean
 
 COMMON = ["--model=resnet18", "--image_size=64", "--batch_size=8", "--eval_batch_size=12",
@@ -89,11 +89,22 @@ def test_lr_boundary_epochs_divide_the_lr_by_10_there_and_bad_values_are_one_lin
         result = run_script("imagenet", *COMMON, f"--data_dir={data_dir}",
                             f"--model_dir={tmp_path / 'bad'}", f"--lr_boundary_epochs={bad}")
         assert result.returncode == 2
-        assert result.stderr.strip().splitlines()[-1] == f"error: --lr_boundary_epochs={bad}: {message}."
+        assert (
+            result.stderr.strip().splitlines()[-1]
+            == f"error: --lr_boundary_epochs={bad}: {message}."
+        )
 
 
 def test_tpu_flag_reaches_the_resolver_and_no_tpu_is_a_clear_error(tmp_path):
-    result = run_script("imagenet", *COMMON, f"--data_dir={tmp_path}", f"--model_dir={tmp_path / 'run'}",
-                        "--strategy=tpu", "--tpu=grpc://127.0.0.1:1")
+    result = run_script(
+        "imagenet",
+        *COMMON,
+        f"--data_dir={tmp_path}",
+        f"--model_dir={tmp_path / 'run'}",
+        "--strategy=tpu",
+        "--tpu=grpc://127.0.0.1:1",
+    )
     assert result.returncode == 2
-    assert "error: --tpu=grpc://127.0.0.1:1: no TPU reachable at grpc://127.0.0.1:1" in result.stderr
+    assert (
+        "error: --tpu=grpc://127.0.0.1:1: no TPU reachable at grpc://127.0.0.1:1" in result.stderr
+    )

@@ -57,7 +57,10 @@ def test_fused_batch_norm_equals_keras_batch_norm_in_training_and_inference(poli
 
 def _graph_ops(layer, training: bool, shape=(8, 5, 7, 6)) -> set[str]:
     function = tf.function(lambda x: layer(x, training=training))
-    return {op.type for op in function.get_concrete_function(tf.TensorSpec(shape)).graph.get_operations()}
+    return {
+        op.type
+        for op in function.get_concrete_function(tf.TensorSpec(shape)).graph.get_operations()
+    }
 
 
 def test_nhwc_batch_norm_trains_with_tensorflows_fused_kernel():

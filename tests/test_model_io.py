@@ -6,10 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 import keras_resnet
 from keras_resnet.layers import SubtractMean
 from keras_resnet.training.cifar_data import FASHION_MNIST_DIR
@@ -29,7 +29,7 @@ def test_keras_file_round_trip_in_safe_mode_gives_identical_outputs(tmp_path):
     model.save(path)
     loaded = keras.models.load_model(path, safe_mode=True)
     np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
-    assert [l.name for l in loaded.layers] == [l.name for l in model.layers]
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
 
 
 @pytest.mark.parametrize("suffix", [".weights.h5", ".keras"])

@@ -1,9 +1,9 @@
 """The networks of Table 1 and Sec. 4.2: structure, sizes and options (issue 2)."""
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 import keras_resnet
 
 # torchvision's counts for the same nets (option B, bias-free convolutions, BN gamma/beta).
@@ -33,8 +33,11 @@ def test_every_registered_name_is_a_public_constructor():
     expected |= {f"plain{d}" for d in (20, 32, 44, 56, 110)}
     assert set(names) == expected
     for name in names:
-        constructor = next(fn for fn in map(lambda n: getattr(keras_resnet, n), keras_resnet.__all__)
-                           if getattr(fn, "__name__", "").lower() == name)
+        constructor = next(
+            fn
+            for fn in map(lambda n: getattr(keras_resnet, n), keras_resnet.__all__)
+            if getattr(fn, "__name__", "").lower() == name
+        )
         assert constructor.__doc__ and "He et al." in constructor.__doc__
     assert keras_resnet.get_model("ResNet20").name == "resnet20"
 
@@ -46,14 +49,16 @@ def test_imagenet_parameter_counts_equal_published(name):
 
 @pytest.mark.parametrize("name", sorted(CIFAR_PARAMS_M))
 def test_cifar_parameter_counts_match_table6(name):
-    assert round(trainable_params(keras_resnet.get_model(name)) / 1e6, 2 if name != "resnet110" else 1) \
+    assert (
+        round(trainable_params(keras_resnet.get_model(name)) / 1e6, 2 if name != "resnet110" else 1)
         == CIFAR_PARAMS_M[name]
+    )
 
 
 def test_resnet1202_has_19_4m_parameters_and_predicts():
     model = keras_resnet.ResNet1202()
     assert round(trainable_params(model) / 1e6, 1) == 19.4
-    assert len([l for l in model.layers if isinstance(l, keras.layers.Conv2D)]) == 1201
+    assert len([layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]) == 1201
 
 
 @pytest.mark.parametrize("name", sorted(TABLE1_GMACS))
@@ -73,7 +78,7 @@ def test_stride_in_3x3_costs_about_4_1_gmacs_and_plain34_equals_resnet34():
 def test_option_a_adds_no_parameter_to_the_plain_net(resnet, plain):
     with_a = keras_resnet.get_model(resnet, shortcut="A")
     assert trainable_params(with_a) == trainable_params(keras_resnet.get_model(plain))
-    assert not [l for l in with_a.layers if l.name.endswith("_0_conv")]
+    assert not [layer for layer in with_a.layers if layer.name.endswith("_0_conv")]
 
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet20"])
@@ -91,12 +96,12 @@ def test_stages_downsample_and_widen_as_in_table1():
     cifar = keras_resnet.ResNet56()
     for stage, (size, channels) in zip(range(2, 5), [(32, 16), (16, 32), (8, 64)]):
         assert cifar.get_layer(f"conv{stage}_block9_out").output.shape[1:] == (size, size, channels)
-    assert not [l for l in cifar.layers if isinstance(l, keras.layers.MaxPooling2D)]
+    assert not [layer for layer in cifar.layers if isinstance(layer, keras.layers.MaxPooling2D)]
 
 
 def test_every_convolution_is_bias_free_he_normal_and_followed_by_bn():
     model = keras_resnet.ResNet18()
-    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert len(convs) == 17 + 3  # 17 weighted conv layers of Table 1 + 3 projections
     for layer in convs:
         assert not layer.use_bias
@@ -130,7 +135,7 @@ def test_option_a_pads_channels_with_zeros_and_subsamples():
 def test_preact_units_follow_identity_mappings_layout():
     model = keras_resnet.ResNet110(preact=True)
     assert model.name == "resnet110_preact"
-    names = {l.name for l in model.layers}
+    names = {layer.name for layer in model.layers}
     assert "conv2_block1_preact_bn" not in names  # shares the stem's BN-ReLU
     assert {"conv2_block2_preact_bn", "post_bn", "post_relu"} <= names
     assert isinstance(model.get_layer("conv3_block1_out"), keras.layers.Add)
@@ -141,19 +146,25 @@ def test_preact_units_follow_identity_mappings_layout():
 
 def test_zero_init_residual_zeroes_the_last_bn_gamma_of_each_branch():
     model = keras_resnet.ResNet50(zero_init_residual=True)
-    last = [l for l in model.layers if l.name.endswith("_3_bn")]
+    last = [layer for layer in model.layers if layer.name.endswith("_3_bn")]
     assert len(last) == 16
-    assert all(not np.any(l.gamma.numpy()) for l in last)
+    assert all(not np.any(layer.gamma.numpy()) for layer in last)
     assert np.all(model.get_layer("conv2_block1_1_bn").gamma.numpy() == 1)
     assert np.all(model.get_layer("conv2_block1_0_bn").gamma.numpy() == 1)
 
 
 def test_weight_decay_is_l2_on_every_conv_and_fc_kernel():
     model = keras_resnet.ResNet20(weight_decay=1e-4)
-    kernels = [l.kernel for l in model.layers if isinstance(l, (keras.layers.Conv2D, keras.layers.Dense))]
+    kernels = [
+        layer.kernel
+        for layer in model.layers
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))
+    ]
     assert len(model.losses) == len(kernels) == 20
     expected = sum(0.5e-4 * float(np.sum(k.numpy() ** 2)) for k in kernels)
-    assert float(sum(keras.ops.convert_to_numpy(loss) for loss in model.losses)) == pytest.approx(expected, rel=1e-4)
+    assert float(sum(keras.ops.convert_to_numpy(loss) for loss in model.losses)) == pytest.approx(
+        expected, rel=1e-4
+    )
     assert not keras_resnet.ResNet20().losses
 
 
@@ -203,7 +214,9 @@ def test_count_flops_counts_convolutions_in_either_data_format(data_format):
 def test_builder_refuses_a_channels_first_image_data_format():
     keras.config.set_image_data_format("channels_first")
     try:
-        with pytest.raises(ValueError, match="image_data_format is 'channels_first'.*channels_last"):
+        with pytest.raises(
+            ValueError, match="image_data_format is 'channels_first'.*channels_last"
+        ):
             keras_resnet.ResNet20()
     finally:
         keras.config.set_image_data_format("channels_last")
@@ -220,15 +233,25 @@ def test_count_flops_counts_1d_and_3d_convolutions(data_format):
     assert keras_resnet.count_flops(model_1d) == 10 * 3 * 4 * 6
     volume = (4, 4, 4, 6) if data_format == "channels_last" else (6, 4, 4, 4)
     inputs = keras.Input(volume)
-    model_3d = keras.Model(inputs, keras.layers.Conv3D(2, 2, strides=2, data_format=data_format)(inputs))
+    model_3d = keras.Model(
+        inputs, keras.layers.Conv3D(2, 2, strides=2, data_format=data_format)(inputs)
+    )
     assert keras_resnet.count_flops(model_3d) == 2 * 2 * 2 * (2 * 2 * 2 * 6) * 2
 
 
-@pytest.mark.parametrize("layer", [keras.layers.DepthwiseConv2D(3), keras.layers.SeparableConv2D(4, 3),
-                                   keras.layers.Conv2DTranspose(4, 3)],
-                         ids=lambda layer: type(layer).__name__)
+@pytest.mark.parametrize(
+    "layer",
+    [
+        keras.layers.DepthwiseConv2D(3),
+        keras.layers.SeparableConv2D(4, 3),
+        keras.layers.Conv2DTranspose(4, 3),
+    ],
+    ids=lambda layer: type(layer).__name__,
+)
 def test_count_flops_refuses_convolutions_it_has_no_formula_for(layer):
     inputs = keras.Input((8, 8, 3))
     model = keras.Model(inputs, layer(inputs))
-    with pytest.raises(ValueError, match=f"is a {type(layer).__name__}; it counts Conv1D/2D/3D and Dense"):
+    with pytest.raises(
+        ValueError, match=f"is a {type(layer).__name__}; it counts Conv1D/2D/3D and Dense"
+    ):
         keras_resnet.count_flops(model)

@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 from keras.src.applications import resnet as applications
 from keras.src.legacy.saving import legacy_h5_format
-from pretrained_helpers import REPO, TORCH_PYTHON, photos, relative_difference
-from pretrained_helpers import torchvision_files as write_torchvision_files
 from safetensors.numpy import save_file
 
 import keras_resnet
 from keras_resnet import convert, pretrained
+from pretrained_helpers import REPO, TORCH_PYTHON, photos, relative_difference
+from pretrained_helpers import torchvision_files as write_torchvision_files
 
 
 def randomise(model: keras.Model, seed: int = 0) -> None:

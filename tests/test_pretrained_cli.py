@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from imagenet_helpers import photo
 from PIL import Image
-from pretrained_helpers import REPO, relative_difference, torchvision_files
 
 import keras_resnet
+from imagenet_helpers import photo
 from keras_resnet.training import imagenet_input
+from pretrained_helpers import REPO, relative_difference, torchvision_files
 
 SIZE = 64  # input size of the served / evaluated nets: small, for speed
 PHOTOS = ("astronaut", "chelsea", "coffee")

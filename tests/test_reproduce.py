@@ -198,15 +198,27 @@ def test_missing_cifar_archive_is_one_line_naming_the_flag_and_path(tmp_path):
 def test_a_model_dir_started_with_other_flags_is_refused_not_resumed(tmp_path):
     model_dir = tmp_path / "tiny" / "plain20"
     model_dir.mkdir(parents=True)
-    started = {"model": "plain20", "dataset": "cifar10", "seed": 0,
-               "verbose": 2, "validation_per_class": 5, "train_steps": 45, "batch_size": 32, "lr": 0.1,
-               "weight_decay": 0.0001, "mixed_precision": "none"}
+    started = {
+        "model": "plain20",
+        "dataset": "cifar10",
+        "seed": 0,
+        "verbose": 2,
+        "validation_per_class": 5,
+        "train_steps": 45,
+        "batch_size": 32,
+        "lr": 0.1,
+        "weight_decay": 0.0001,
+        "mixed_precision": "none",
+    }
     (model_dir / "runner.json").write_text(json.dumps(started))
     result = runner("--suite=tiny", f"--runs_dir={tmp_path}", "--noreport", timeout=300)
     assert result.returncode == 2
     error = result.stderr.strip().splitlines()[-1]
-    assert f"{model_dir} was started with other flags (--train_steps=45; this suite asks --train_steps=27)" \
-        in error, error
+    assert (
+        f"{model_dir} was started with other flags "
+        "(--train_steps=45; this suite asks --train_steps=27)"
+        in error
+    ), error
     assert sorted(p.name for p in model_dir.iterdir()) == ["runner.json"]
 
 

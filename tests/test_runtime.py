@@ -34,7 +34,10 @@ def tensorflow_state(code: str, **env: str) -> dict:
 
 @x86_64_only
 def test_importing_keras_resnet_first_runs_tensorflow_with_onednn_kernels():
-    assert tensorflow_state("import keras_resnet\nimport keras") == {"variable": "1", "onednn": True}
+    assert tensorflow_state("import keras_resnet\nimport keras") == {
+        "variable": "1",
+        "onednn": True,
+    }
 
 
 def test_an_explicit_choice_of_the_user_is_kept():
@@ -57,14 +60,22 @@ def test_the_training_scripts_load_keras_resnet_before_tensorflow(script):
     assert tensorflow_state(code) == {"variable": "1", "onednn": True}
 
 
-@pytest.mark.parametrize("flags_line, expected", [
-    ("flags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile amx_int8", True),
-    ("flags\t\t: fpu avx2 avx512f avx512_bf16", True),  # AVX512-BF16 without AMX (Zen 4)
-    ("flags\t\t: fpu avx2 avx512f avx512_vnni avx512_bf16x", False),  # a longer name is not the flag
-    ("flags\t\t: fpu avx2 avx512f avx512_vnni", False),  # AVX-512 without bfloat16 (Ice Lake)
-    ("flags\t\t: fpu sse2 avx2 fma", False),
-])
-def test_amx_or_avx512_bf16_in_cpuinfo_flags_means_bfloat16_hardware(tmp_path, flags_line, expected):
+@pytest.mark.parametrize(
+    "flags_line, expected",
+    [
+        ("flags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile amx_int8", True),
+        ("flags\t\t: fpu avx2 avx512f avx512_bf16", True),  # AVX512-BF16 without AMX (Zen 4)
+        (
+            "flags\t\t: fpu avx2 avx512f avx512_vnni avx512_bf16x",
+            False,
+        ),  # a longer name is not the flag
+        ("flags\t\t: fpu avx2 avx512f avx512_vnni", False),  # AVX-512 without bfloat16 (Ice Lake)
+        ("flags\t\t: fpu sse2 avx2 fma", False),
+    ],
+)
+def test_amx_or_avx512_bf16_in_cpuinfo_flags_means_bfloat16_hardware(
+    tmp_path, flags_line, expected
+):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Some CPU\n{flags_line}\n\n"
                        f"processor\t: 1\n{flags_line}\n")

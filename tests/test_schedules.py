@@ -102,8 +102,11 @@ def test_controller_warms_up_then_follows_schedule_in_a_real_fit():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(10)])
     y = np.argmax(model.predict(x, verbose=0), axis=1)
     y[:384] = rng.integers(0, 10, 384)
-    model.compile(keras.optimizers.SGD(0.5), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    model.compile(
+        keras.optimizers.SGD(0.5),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
     rule = schedules.WarmupUntilError(warmup_lr=0.01, window=1)
     controller = schedules.LearningRateController(schedules.cifar_schedule(0.2, [1000, 2000]), rule)
     seen = []
@@ -112,7 +115,9 @@ def test_controller_warms_up_then_follows_schedule_in_a_real_fit():
         def on_train_batch_begin(self, batch, logs=None):
             seen.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
 
-    model.fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0, callbacks=[controller, Record()])
+    model.fit(
+        x, y, batch_size=64, epochs=1, shuffle=False, verbose=0, callbacks=[controller, Record()]
+    )
     assert rule.ended_at == 7, "the first batch of model-predicted labels ends the warm-up"
     assert seen == pytest.approx([0.01] * 7 + [0.2])
 

@@ -72,7 +72,10 @@ def test_resnet20_and_plain20_train_step_for_step_like_pytorch_in_float64(cifar_
             assert a["error"] == b["error"]
             assert a["conv1_norm"] == pytest.approx(b["conv1_norm"], rel=1e-7), step
         # The weights moved and the loss changed (a step that did nothing would agree trivially).
-        assert abs(ours[-1]["conv1_norm"] - data["nets"][net]["keras_resnet"]["conv1_norm_init"]) > 1e-3
+        assert (
+            abs(ours[-1]["conv1_norm"] - data["nets"][net]["keras_resnet"]["conv1_norm_init"])
+            > 1e-3
+        )
         assert len({round(r["loss"], 4) for r in ours}) == 3
 
 
