@@ -14,7 +14,7 @@ def subsample(x, stride: int):
     `stride x stride` patch into axes of its own and takes their first pixel with a contiguous
     slice: the same values and gradients, but TensorFlow computes the gradient of a contiguous
     slice as a Pad, not the strided slice's StridedSliceGrad; forward and backward together run
-    2.4x and 3.8x as fast at the CIFAR nets' two shapes on CPU (docs/performance.md, *Option A's
+    several times as fast at the CIFAR nets' two shapes on CPU (docs/performance.md, *Option A's
     subsampling alone*). Other shapes take the strided slice.
     """
     if stride == 1:
@@ -122,7 +122,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
     follow Keras's rule exactly: the batch variance is the biased one (the kernel's Bessel
     correction is undone). Inference is Keras's own per-channel affine: TensorFlow's oneDNN
     rewrite folds an inference `FusedBatchNormV3` into the convolution before it as post-ops that
-    some CPUs run slowly (AVX2: a batch-1 ResNet-50 took 13x as long; docs/performance.md,
+    some CPUs run slowly (AVX2: a batch-1 ResNet-50 took many times as long; docs/performance.md,
     *Serving*). Anything else (JAX, masks, renorm, synchronized BN, other ranks or axes) is
     Keras's own code.
     """

@@ -1,4 +1,4 @@
-"""The Bazel BUILD files cover every module, script and test, and their labels resolve (issue 2).
+"""The Bazel BUILD files cover every module, script and test, and their labels resolve.
 
 Bazel cannot fetch its rule sets offline here, so the files are read as what Starlark is, Python
 syntax, with the rules recorded instead of run.

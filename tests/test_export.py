@@ -1,4 +1,4 @@
-"""Export to TF Serving SavedModels (issue 5), checked with TensorFlow's own SavedModel loader.
+"""Export to TF Serving SavedModels, checked with TensorFlow's own SavedModel loader.
 
 Models: a ResNet-20 trained briefly on the CIFAR-10 JPEG copy (in-process helper), a ResNet-20
 trained on Fashion-MNIST by the real CIFAR trainer and exported by the real export script, an

@@ -1,4 +1,4 @@
-"""Bad arguments get a ValueError naming the argument, the value and what is allowed (issue 2)."""
+"""Bad arguments get a ValueError naming the argument, the value and what is allowed."""
 
 import pytest
 

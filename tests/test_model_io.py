@@ -1,4 +1,4 @@
-"""Saving, loading, weights files, mixed precision, training and both backends (issue 2)."""
+"""Saving, loading, weights files, mixed precision, training and both backends."""
 
 import json
 import os

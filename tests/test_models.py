@@ -1,4 +1,4 @@
-"""The networks of Table 1 and Sec. 4.2: structure, sizes and options (issue 2)."""
+"""The networks of Table 1 and Sec. 4.2: structure, sizes and options."""
 
 import keras
 import numpy as np

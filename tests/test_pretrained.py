@@ -1,4 +1,4 @@
-"""Pretrained weights (issue 24): keras.applications' files and torchvision's state dicts load
+"""Pretrained weights: keras.applications' files and torchvision's state dicts load
 into our nets and give the publishers' own outputs; files that do not fit fail clearly.
 
 No weights can be downloaded here: the files are written with random weights (BN statistics

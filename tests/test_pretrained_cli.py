@@ -1,4 +1,4 @@
-"""Pretrained weights through the commands (issue 24): `training/export.py --weights` serves them
+"""Pretrained weights through the commands: `training/export.py --weights` serves them
 behind the image-bytes signature and `training/evaluate.py --weights` scores an image folder,
 both with the preprocessing of the weights (torchvision's ResNet-18, random weights)."""
 

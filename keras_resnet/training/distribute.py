@@ -305,8 +305,9 @@ def _jax_distribution(strategy: str, num_gpus: int | None) -> Distribution:
     if all(d.platform == "cpu" for d in devices):
         print(
             "warning: KERAS_BACKEND=jax with CPU devices only: XLA's CPU kernels train these nets "
-            "several times slower than TensorFlow's (docs/performance.md, settings run "
-            "docs/speed_backends.json); KERAS_BACKEND=tensorflow is the faster choice on a CPU.",
+            "several times slower than TensorFlow's (docs/performance.md, record "
+            "results/benchmarks/speed-backends_amx-xeon-2core.json); KERAS_BACKEND=tensorflow is "
+            "the faster choice on a CPU.",
             file=sys.stderr,
             flush=True,
         )
