@@ -95,7 +95,7 @@ def quick(tmp_path_factory) -> tuple[dict, str, Path]:
     return json.loads(path.read_text()), result.stdout, path
 
 
-def test_quick_run_measures_every_section_with_positive_finite_figures(quick):
+def test_quick_run_measures_every_section(quick):
     data, stdout, _ = quick
     assert_positive(data["limit"]["tensorflow"]["float32"]["gflops"], "tensorflow matmul limit")
     assert_positive(data["machine_limit"]["gflops"], "machine limit")
@@ -256,7 +256,7 @@ def assert_same_function(reference, other, x) -> None:
 @pytest.mark.parametrize(
     "variant", ["ours_keras_bn", "ours_strided_shortcut", "ours_fused_inference_bn"]
 )
-def test_variants_of_our_net_compute_the_same_function(variant):
+def test_variants_of_our_net_agree(variant):
     """Each variant the benchmark times against ours (Keras BN, strided-slice option A shortcut,
     fused-kernel inference BN) gives ours's outputs and gradients in training, and ours's
     outputs in inference, on ours's weights: the comparison is of implementations only."""
@@ -292,7 +292,7 @@ def test_variants_of_our_net_compute_the_same_function(variant):
 
 
 
-def test_channels_first_reference_computes_the_channels_last_function():
+def test_channels_first_reference_agrees():
     """The keras.io-style net in channels_first (the data-format figure) takes the same NHWC
     images and, on the channels_last net's weights, gives its outputs and input gradients in
     training and its outputs in inference, and counts the same multiply-adds."""
@@ -314,7 +314,7 @@ def test_channels_first_reference_computes_the_channels_last_function():
     assert_same_function(*nets, tf.constant(rng.normal(size=(4, 32, 32, 3)), tf.float32))
 
 
-def test_goals_compare_in_the_stated_direction():
+def test_goals_compare_in_stated_direction():
     training = [
         {"net": "resnet50", "impl": impl, "framework": "tensorflow", "precision": "float32",
          "xla": False, "images_per_s": rate, "percent_of_limit": 30.0}
@@ -366,7 +366,7 @@ def test_bad_flags_fail_with_a_clear_error(flag, message):
     assert message in result.stderr, result.stderr[-2000:]
 
 
-def test_performance_page_is_generated_from_the_json(quick, tmp_path):
+def test_performance_page_comes_from_the_json(quick, tmp_path):
     data, _, path = quick
     text = performance_page(tmp_path, path)
     assert text.startswith("# Performance")
@@ -390,7 +390,7 @@ def test_performance_page_is_generated_from_the_json(quick, tmp_path):
     assert result.returncode == 2 and "not a train_throughput.py result" in result.stderr
 
 
-def test_readme_speed_section_quotes_the_runs_goals(quick):
+def test_readme_quotes_the_runs_goals(quick):
     data, _, path = quick
     result = run_python(str(REPO / "docs" / "make_performance.py"), f"--json={path}", "--readme")
     check(result)
@@ -401,7 +401,7 @@ def test_readme_speed_section_quotes_the_runs_goals(quick):
     assert f"Goals met: {sum(g['met'] for g in data['goals'])} of {len(goals)}." in result.stdout
 
 
-def test_op_profile_sums_traced_op_time_by_type_and_feeds_the_performance_page(quick, tmp_path):
+def test_op_profile_sums_op_time_by_type(quick, tmp_path):
     data, _, path = quick
     profile_path, logdir = tmp_path / "op.json", tmp_path / "trace"
     result = run(
@@ -440,7 +440,7 @@ def test_op_profile_sums_traced_op_time_by_type_and_feeds_the_performance_page(q
     assert bad.returncode == 2 and "--net=resnet7: unknown" in bad.stderr
 
 
-def test_onednn_kernels_times_each_frameworks_primitives_and_feeds_the_performance_page(
+def test_onednn_kernels_times_primitives(
     quick, tmp_path
 ):
     data, _, path = quick
@@ -516,7 +516,7 @@ def test_onednn_kernels_times_each_frameworks_primitives_and_feeds_the_performan
     assert bad.returncode == 2 and "--net=resnet7: unknown" in bad.stderr
 
 
-def test_a_settings_record_gives_its_default_one_line_with_its_ratio(quick, tmp_path):
+def test_settings_record_gives_default_line(quick, tmp_path):
     """The data-format line is computed from its record: here the quick run in its place."""
     data, _, path = quick
     text = performance_page(tmp_path, path, **{"speed-data-format_amx-xeon-2core.json": path})
@@ -528,7 +528,7 @@ def test_a_settings_record_gives_its_default_one_line_with_its_ratio(quick, tmp_
     assert "## Settings run" not in text  # the record's own tables stay in the record
 
 
-def test_gpu_suite_quick_runs_the_jax_path_on_cpu(tmp_path):
+def test_gpu_suite_quick_runs_jax_on_cpu(tmp_path):
     """The GPU suite's --quick mode on the CPU: Keras on JAX, bf16, and the trainer's JAX path."""
     if not FASHION_MNIST.exists():
         pytest.fail(
@@ -555,7 +555,7 @@ def test_gpu_suite_quick_runs_the_jax_path_on_cpu(tmp_path):
     assert_positive(schedule["train_wall_s"], "schedule wall")
 
 
-def test_bfloat16_accuracy_trains_both_precisions_alike_and_feeds_the_performance_page(
+def test_bfloat16_accuracy_trains_both_alike(
     quick, tmp_path
 ):
     """--quick: one seed, a tiny run per precision through training/cifar10.py; the JSON pairs

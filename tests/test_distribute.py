@@ -25,7 +25,7 @@ def _losses(model_dir: Path) -> list[float]:
         return [float(row["loss"]) for row in csv.DictReader(f)]
 
 
-def test_global_batch_must_divide_over_replicas():
+def test_global_batch_divides_over_replicas():
     assert distribute.check_global_batch(128, 4, "mirrored") == 32
     with pytest.raises(distribute.DistributionError,
                        match=r"--batch_size=130 does not divide over the 4 replicas of "
@@ -33,7 +33,7 @@ def test_global_batch_must_divide_over_replicas():
         distribute.check_global_batch(130, 4, "mirrored")
 
 
-def test_num_gpus_beyond_the_visible_gpus_or_device_counts_off_mirrored_are_clear_errors():
+def test_bad_device_counts_are_clear_errors():
     import tensorflow as tf
     visible = len(tf.config.list_logical_devices("GPU"))
     with pytest.raises(distribute.DistributionError,
@@ -51,7 +51,7 @@ def test_num_gpus_beyond_the_visible_gpus_or_device_counts_off_mirrored_are_clea
         distribute.get_distribution("default", num_cpu_devices=2)
 
 
-def test_mirrored_over_2_cpu_devices_follows_the_single_device_loss_trajectory(tmp_path):
+def test_mirrored_on_2_cpus_matches_one_device(tmp_path):
     single = helpers.run(*helpers.fashion_mnist_args(tmp_path / "single", *SMALL_RUN), timeout=300)
     helpers.check(single)
     mirrored = helpers.run(
@@ -71,7 +71,7 @@ def test_mirrored_over_2_cpu_devices_follows_the_single_device_loss_trajectory(t
     assert single_losses[0] > single_losses[-1]
 
 
-def test_label_smoothing_trains_under_mirrored_and_reaches_results_json(tmp_path):
+def test_label_smoothing_trains_under_mirrored(tmp_path):
     result = helpers.run(*helpers.fashion_mnist_args(
         tmp_path, *SMALL_RUN, "--train_steps=4", "--strategy=mirrored", "--num_cpu_devices=2",
         "--label_smoothing=0.2"), timeout=300)
@@ -82,7 +82,7 @@ def test_label_smoothing_trains_under_mirrored_and_reaches_results_json(tmp_path
     assert np.isfinite(_losses(tmp_path)).all() and np.isfinite(results["test_loss"])
 
 
-def test_batch_not_dividing_over_2_replicas_is_a_clear_error(tmp_path):
+def test_batch_not_dividing_is_a_clear_error(tmp_path):
     result = helpers.run(*helpers.fashion_mnist_args(tmp_path, "--strategy=mirrored",
                                                      "--num_cpu_devices=2", "--batch_size=33"))
     assert result.returncode == 2
@@ -90,7 +90,7 @@ def test_batch_not_dividing_over_2_replicas_is_a_clear_error(tmp_path):
         "error: --batch_size=33 does not divide over the 2 replicas of --strategy=mirrored")
 
 
-def test_multi_worker_mirrored_two_local_workers_end_with_identical_weights(tmp_path):
+def test_two_workers_end_with_same_weights(tmp_path):
     import keras
 
     ports = helpers.free_ports(2)
@@ -129,7 +129,7 @@ def test_multi_worker_mirrored_two_local_workers_end_with_identical_weights(tmp_
     ).exists()
 
 
-def test_tpu_flag_reaches_the_resolver_and_no_tpu_is_a_clear_error():
+def test_tpu_flag_reaches_the_resolver():
     port = helpers.free_ports(1)[0]
     address = f"grpc://127.0.0.1:{port}"
     assert distribute.tpu_resolver(address).master() == address
@@ -139,7 +139,7 @@ def test_tpu_flag_reaches_the_resolver_and_no_tpu_is_a_clear_error():
         distribute.tpu_resolver("")
 
 
-def test_tpu_strategy_without_a_tpu_exits_with_one_line(tmp_path):
+def test_tpu_strategy_without_tpu_is_one_line(tmp_path):
     """--tpu=local goes through TPUClusterResolver, connect and TPU-system initialization (in
     its own process: connecting changes TensorFlow's global context)."""
     result = helpers.run(f"--model_dir={tmp_path}", "--strategy=tpu", "--tpu=local", timeout=120)
@@ -155,7 +155,7 @@ JAX_RUNNER = (
 )
 
 
-def test_jax_backend_trains_data_parallel_without_tensorflow(tmp_path):
+def test_jax_trains_data_parallel_without_tf(tmp_path):
     """KERAS_BACKEND=jax, TensorFlow made unimportable in the process, numpy input, and
     keras.distribution.DataParallel over 2 CPU devices (the one-device path is the same
     without the distribution)."""

@@ -36,7 +36,7 @@ def _model_dir(path, steps_errors):
     return path, model
 
 
-def test_training_curves_png_has_dashed_training_and_bold_test_error(tmp_path):
+def test_curves_dash_train_and_bold_test(tmp_path):
     import matplotlib.image
 
     first, _ = _model_dir(tmp_path / "a", [(391, 0.6, 0.5), (782, 0.4, 0.35), (1173, 0.3, 0.3)])
@@ -63,7 +63,7 @@ def test_missing_metrics_is_a_clear_error(tmp_path):
         figures.plot_training_curves([str(tmp_path)], str(tmp_path / "x.png"))
 
 
-def test_layer_responses_are_the_std_after_bn_of_every_3x3_layer_in_network_order(tmp_path):
+def test_layer_responses_are_std_after_bn(tmp_path):
     import keras
 
     model_dir, model = _model_dir(tmp_path / "run", [(1, 0.5, 0.5)])
@@ -99,7 +99,7 @@ def test_layer_responses_are_the_std_after_bn_of_every_3x3_layer_in_network_orde
     assert (tmp_path / "fig7.png").stat().st_size > 10000
 
 
-def test_layer_responses_figure_carries_the_given_title(tmp_path):
+def test_layer_responses_figure_has_the_title(tmp_path):
     responses = {
         "plain-20": [("a_bn", 1.0), ("b_bn", 0.5)],
         "ResNet-20": [("a_bn", 0.4), ("b_bn", 0.6)],

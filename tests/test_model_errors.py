@@ -57,12 +57,12 @@ import keras_resnet
         ),
     ],
 )
-def test_bad_argument_raises_a_value_error_that_names_it(call, match):
+def test_bad_argument_error_names_it(call, match):
     with pytest.raises(ValueError, match=match):
         call()
 
 
-def test_weights_file_of_another_net_does_not_fit(tmp_path):
+def test_weights_of_another_net_do_not_fit(tmp_path):
     path = tmp_path / "r32.weights.h5"
     keras_resnet.ResNet32().save_weights(path)
     with pytest.raises(ValueError, match=r"r32\.weights\.h5.*does not fit model 'resnet20'"):

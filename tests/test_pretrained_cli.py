@@ -52,7 +52,7 @@ def center_views(files: list[bytes]) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_converted_torchvision_weights_serve_with_torch_preprocessing(resnet18_file, tmp_path):
+def test_torchvision_weights_serve(resnet18_file, tmp_path):
     # Converted once by the command; the .weights.h5 remembers its preprocessing ("torch"),
     # which the exported SavedModel then applies to the decoded 1-crop pixels.
     converted = tmp_path / "r18.weights.h5"
@@ -73,7 +73,7 @@ def test_converted_torchvision_weights_serve_with_torch_preprocessing(resnet18_f
 
 
 @pytest.mark.slow
-def test_evaluate_scores_a_synset_folder_with_the_pretrained_net(resnet18_file, tmp_path):
+def test_evaluate_scores_a_synset_folder(resnet18_file, tmp_path):
     # The folders are named after the net's own 1-crop top class of each photo, so a correct
     # label mapping (folder synset -> index among the 1000) scores top-1 error 0.
     files = [jpeg(name) for name in PHOTOS]
