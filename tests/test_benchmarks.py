@@ -95,6 +95,7 @@ def quick(tmp_path_factory) -> tuple[dict, str, Path]:
     return json.loads(path.read_text()), result.stdout, path
 
 
+@pytest.mark.slow
 def test_quick_run_measures_every_section(quick):
     data, stdout, _ = quick
     assert_positive(data["limit"]["tensorflow"]["float32"]["gflops"], "tensorflow matmul limit")
@@ -360,12 +361,14 @@ def test_goals_compare_in_stated_direction():
     ("--thread_settings=2x", "--thread_settings: '2x' is not INTERxINTRA"),
     ("--thread_settings=0x0:NOVALUE", "--thread_settings: '0x0:NOVALUE' is not INTERxINTRA"),
 ])
+@pytest.mark.slow
 def test_bad_flags_fail_with_a_clear_error(flag, message):
     result = run(sys.executable, str(BENCHMARK), flag, timeout=120)
     assert result.returncode != 0
     assert message in result.stderr, result.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_performance_page_comes_from_the_json(quick, tmp_path):
     data, _, path = quick
     text = performance_page(tmp_path, path)
@@ -390,6 +393,7 @@ def test_performance_page_comes_from_the_json(quick, tmp_path):
     assert result.returncode == 2 and "not a train_throughput.py result" in result.stderr
 
 
+@pytest.mark.slow
 def test_readme_quotes_the_runs_goals(quick):
     data, _, path = quick
     result = run_python(str(REPO / "docs" / "make_performance.py"), f"--json={path}", "--readme")
@@ -401,6 +405,7 @@ def test_readme_quotes_the_runs_goals(quick):
     assert f"Goals met: {sum(g['met'] for g in data['goals'])} of {len(goals)}." in result.stdout
 
 
+@pytest.mark.slow
 def test_op_profile_sums_op_time_by_type(quick, tmp_path):
     data, _, path = quick
     profile_path, logdir = tmp_path / "op.json", tmp_path / "trace"
@@ -440,6 +445,7 @@ def test_op_profile_sums_op_time_by_type(quick, tmp_path):
     assert bad.returncode == 2 and "--net=resnet7: unknown" in bad.stderr
 
 
+@pytest.mark.slow
 def test_onednn_kernels_times_primitives(
     quick, tmp_path
 ):
@@ -516,6 +522,7 @@ def test_onednn_kernels_times_primitives(
     assert bad.returncode == 2 and "--net=resnet7: unknown" in bad.stderr
 
 
+@pytest.mark.slow
 def test_settings_record_gives_default_line(quick, tmp_path):
     """The data-format line is computed from its record: here the quick run in its place."""
     data, _, path = quick
@@ -528,6 +535,7 @@ def test_settings_record_gives_default_line(quick, tmp_path):
     assert "## Settings run" not in text  # the record's own tables stay in the record
 
 
+@pytest.mark.slow
 def test_gpu_suite_quick_runs_jax_on_cpu(tmp_path):
     """The GPU suite's --quick mode on the CPU: Keras on JAX, bf16, and the trainer's JAX path."""
     if not FASHION_MNIST.exists():
@@ -555,6 +563,7 @@ def test_gpu_suite_quick_runs_jax_on_cpu(tmp_path):
     assert_positive(schedule["train_wall_s"], "schedule wall")
 
 
+@pytest.mark.slow
 def test_bfloat16_accuracy_trains_both_alike(
     quick, tmp_path
 ):

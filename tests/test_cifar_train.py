@@ -36,6 +36,7 @@ def _require_fashion_mnist():
                     f"(.ci/run does)")
 
 
+@pytest.mark.slow
 def test_resnet20_learns_fashion_mnist(tmp_path):
     _require_fashion_mnist()
     import keras
@@ -126,6 +127,7 @@ def cifar10_jpeg_subset(tmp_path_factory) -> Path:
     return root / "cifar10-jpeg"
 
 
+@pytest.mark.slow
 def test_resnet20_learns_cifar10_jpeg_folder(tmp_path, cifar10_jpeg_subset):
     model_dir = tmp_path / "cifar"
     result = helpers.run("--dataset=cifar10", "--data_source=folder",
@@ -158,6 +160,7 @@ def _sixteen_step_epochs(model_dir: Path, *extra: str) -> list[str]:
         "--validation_size=64", "--batch_size=32", "--keep_checkpoints=100", *extra)
 
 
+@pytest.mark.slow
 def test_kill_9_then_rerun_resumes(tmp_path):
     _require_fashion_mnist()
     model_dir = tmp_path / "killed"
@@ -210,6 +213,7 @@ def _optimizer_iterations(checkpoint: Path) -> int:
         return int(f["optimizer/vars/0"][()])
 
 
+@pytest.mark.slow
 def test_steps_per_execution_counts_and_resumes(tmp_path):
     """4 steps per compiled call: epochs end where the data's do, the counted step is the
     optimizer's update count, and a resumed run goes on from it."""
@@ -230,6 +234,7 @@ def test_steps_per_execution_counts_and_resumes(tmp_path):
     assert _optimizer_iterations(model_dir / "checkpoints" / "ckpt-00000048.weights.h5") == 48
 
 
+@pytest.mark.slow
 def test_steps_per_execution_must_divide(
     tmp_path,
 ):
@@ -265,6 +270,7 @@ for bad in sys.argv[2:]:
 """
 
 
+@pytest.mark.slow
 def test_unknown_choice_is_a_flag_error():
     """The script's real absl flags, parsed in one process (as `app.run` parses them)."""
     import subprocess
@@ -285,6 +291,7 @@ def test_unknown_choice_is_a_flag_error():
     assert lines[4] == "accepted --model=resnet110"
 
 
+@pytest.mark.slow
 def test_missing_data_is_one_line_naming_path(tmp_path):
     result = helpers.run(f"--model_dir={tmp_path / 'run'}", "--dataset=cifar10",
                          f"--data_dir={tmp_path}", timeout=120)
@@ -297,6 +304,7 @@ def test_missing_data_is_one_line_naming_path(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_jax_backend_trains_and_resumes(tmp_path):
     """KERAS_BACKEND=jax with TensorFlow importable: TensorBoard scalars are written (no graph:
     that needs tf.function), a rerun with more steps resumes from the checkpoint, and
@@ -347,6 +355,7 @@ def test_label_smoothing_loss_matches_formula():
             trainer.training_loss(bad)
 
 
+@pytest.mark.slow
 def test_label_smoothing_outside_0_1_is_refused():
     import subprocess
     import sys
@@ -406,6 +415,7 @@ def test_ram_model_dir_trains_and_resumes():
         assert not [n for n in files.list_dir(directory) if ".tmp-" in n]
 
 
+@pytest.mark.slow
 def test_two_validation_flags_are_refused(tmp_path):
     _require_fashion_mnist()
     result = helpers.run(*helpers.fashion_mnist_args(
@@ -416,6 +426,7 @@ def test_two_validation_flags_are_refused(tmp_path):
         "error: --validation_size=10 and --validation_per_class=1: give one of them.")
 
 
+@pytest.mark.slow
 def test_train_on_all_uses_every_image(tmp_path):
     _require_fashion_mnist()
     model_dir = tmp_path / "all"
@@ -437,6 +448,7 @@ def test_train_on_all_uses_every_image(tmp_path):
         )
 
 
+@pytest.mark.slow
 def test_non_increasing_lr_boundaries_refused(tmp_path):
     _require_fashion_mnist()
     result = helpers.run(*helpers.fashion_mnist_args(
@@ -446,6 +458,7 @@ def test_non_increasing_lr_boundaries_refused(tmp_path):
     assert result.stderr.strip().splitlines()[-1] == "error: --lr_boundaries=48,32: must increase."
 
 
+@pytest.mark.slow
 def test_validation_per_class_run_holds_out(tmp_path):
     _require_fashion_mnist()
     model_dir = tmp_path / "run"

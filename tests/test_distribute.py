@@ -51,6 +51,7 @@ def test_bad_device_counts_are_clear_errors():
         distribute.get_distribution("default", num_cpu_devices=2)
 
 
+@pytest.mark.slow
 def test_mirrored_on_2_cpus_matches_one_device(tmp_path):
     single = helpers.run(*helpers.fashion_mnist_args(tmp_path / "single", *SMALL_RUN), timeout=300)
     helpers.check(single)
@@ -71,6 +72,7 @@ def test_mirrored_on_2_cpus_matches_one_device(tmp_path):
     assert single_losses[0] > single_losses[-1]
 
 
+@pytest.mark.slow
 def test_label_smoothing_trains_under_mirrored(tmp_path):
     result = helpers.run(*helpers.fashion_mnist_args(
         tmp_path, *SMALL_RUN, "--train_steps=4", "--strategy=mirrored", "--num_cpu_devices=2",
@@ -82,6 +84,7 @@ def test_label_smoothing_trains_under_mirrored(tmp_path):
     assert np.isfinite(_losses(tmp_path)).all() and np.isfinite(results["test_loss"])
 
 
+@pytest.mark.slow
 def test_batch_not_dividing_is_a_clear_error(tmp_path):
     result = helpers.run(*helpers.fashion_mnist_args(tmp_path, "--strategy=mirrored",
                                                      "--num_cpu_devices=2", "--batch_size=33"))
@@ -90,6 +93,7 @@ def test_batch_not_dividing_is_a_clear_error(tmp_path):
         "error: --batch_size=33 does not divide over the 2 replicas of --strategy=mirrored")
 
 
+@pytest.mark.slow
 def test_two_workers_end_with_same_weights(tmp_path):
     import keras
 
@@ -139,6 +143,7 @@ def test_tpu_flag_reaches_the_resolver():
         distribute.tpu_resolver("")
 
 
+@pytest.mark.slow
 def test_tpu_strategy_without_tpu_is_one_line(tmp_path):
     """--tpu=local goes through TPUClusterResolver, connect and TPU-system initialization (in
     its own process: connecting changes TensorFlow's global context)."""
@@ -155,6 +160,7 @@ JAX_RUNNER = (
 )
 
 
+@pytest.mark.slow
 def test_jax_trains_data_parallel_without_tf(tmp_path):
     """KERAS_BACKEND=jax, TensorFlow made unimportable in the process, numpy input, and
     keras.distribution.DataParallel over 2 CPU devices (the one-device path is the same

@@ -227,6 +227,7 @@ def fashion(tmp_path_factory):
     ("cifar", 10, "(-1, 32, 32, 3)"),
     ("resnet18", 1000, "(-1, 64, 64, 3)"),
 ])
+@pytest.mark.slow
 def test_saved_model_cli_lists_signatures(
         request, name, classes, input_shape):
     listing = signature_listing(request.getfixturevalue(name).version_dir)
@@ -299,6 +300,7 @@ def test_predict_images_equals_keras(request, name):
                                exported.model.predict(images, verbose=0), rtol=0, atol=TOLERANCE)
 
 
+@pytest.mark.slow
 def test_fashion_model_serves_image_formats(fashion):
     assert fashion.metadata["image_size"] == [32, 32] and fashion.metadata["channels"] == 1
     assert fashion.metadata["padded_from"] == [28, 28]
@@ -323,6 +325,7 @@ def test_fashion_model_serves_image_formats(fashion):
     assert accuracy > 0.2, f"served accuracy {accuracy:.2f} after 40 training steps (chance 0.1)"
 
 
+@pytest.mark.slow
 def test_unpadded_fashion_model_serves_28x28(tmp_path):
     """--nopad_to_32: metadata.json records no padding and the export feeds 28x28 as they are."""
     model_dir = tmp_path / "run"
@@ -353,6 +356,7 @@ def test_padding_comes_from_metadata(metadata, expected):
     assert export.padded_from_metadata(metadata) == expected
 
 
+@pytest.mark.slow
 def test_export_script_reports_the_version(fashion):
     assert f"Exported resnet20 to {fashion.version_dir}" in fashion.stdout
     config = model_server_config_pb2.ModelServerConfig()
@@ -510,6 +514,7 @@ def test_export_refuses_a_foreign_base(tmp_path, stray):
     assert sorted(p.name for p in base.iterdir()) == sorted(["1", stray])
 
 
+@pytest.mark.slow
 def test_export_script_bad_base_is_clear(tmp_path):
     (tmp_path / "resnet20" / "latest").mkdir(parents=True)
     result = run_python(["training/export.py", "--model=resnet20",
@@ -518,6 +523,7 @@ def test_export_script_bad_base_is_clear(tmp_path):
     assert "holds ['latest'], which are not version directories" in result.stderr
 
 
+@pytest.mark.slow
 def test_export_script_passes_its_limits(tmp_path):
     """--max_image_pixels reaches the signature's check; --serving_base_path, models.config."""
     base = tmp_path / "saved_models" / "resnet20"
@@ -581,6 +587,7 @@ json.dump({"model": "resnet20", "dataset": "cifar10", "class_names": json.loads(
 """
 
 
+@pytest.mark.slow
 def test_jax_trained_model_exports(cifar_files, tmp_path):
     train, test = cifar_files["train"][0][::8], cifar_files["test"][0][:8]
     np.savez(tmp_path / "data.npz", x=np.stack([decode(f) for f in train]).astype("float32"),

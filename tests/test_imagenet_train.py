@@ -21,6 +21,7 @@ def load(model_dir) -> tuple[keras.Model, dict, dict]:
     return model, metadata, results
 
 
+@pytest.mark.slow
 def test_resnet18_trains_on_a_folder_set(tmp_path):
     data_dir, model_dir = tmp_path / "data", tmp_path / "run"
     make_photo_set(str(data_dir), "folder")
@@ -48,6 +49,7 @@ def test_resnet18_trains_on_a_folder_set(tmp_path):
     assert evaluation["1crop"]["top1_error"] == pytest.approx(results["test_error"])
 
 
+@pytest.mark.slow
 def test_resnet18_on_tfrecords_two_replicas(tmp_path):
     data_dir, model_dir = tmp_path / "shards", tmp_path / "run"
     make_photo_set(str(data_dir), "tfrecord")
@@ -75,6 +77,7 @@ def test_resnet18_on_tfrecords_two_replicas(tmp_path):
     assert json.loads(subset.read_text())["1crop"]["images"] == 5
 
 
+@pytest.mark.slow
 def test_lr_boundary_epochs_divide_the_lr(tmp_path):
     data_dir, model_dir = tmp_path / "data", tmp_path / "run"
     make_photo_set(str(data_dir), "folder")  # 36 training images: 4 steps per epoch at batch 8
@@ -95,6 +98,7 @@ def test_lr_boundary_epochs_divide_the_lr(tmp_path):
         )
 
 
+@pytest.mark.slow
 def test_tpu_flag_reaches_the_resolver(tmp_path):
     result = run_script(
         "imagenet",

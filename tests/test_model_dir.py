@@ -196,6 +196,7 @@ def test_tools_read_a_ram_model_dir(finished, tmp_path):
     assert evaluated["evaluation"]["1crop"]["images"] == 12
 
 
+@pytest.mark.slow
 def test_tfds_offline_is_one_line_quickly(tmp_path):
     """Without network, --data_source=tfds says what to do instead of retrying for minutes."""
     start = time.time()

@@ -53,6 +53,7 @@ def test_weights_of_a_trained_model_load(tmp_path):
                                atol=1e-6)
 
 
+@pytest.mark.slow
 def test_mixed_precision_has_float32_output():
     for policy in ("mixed_bfloat16", "mixed_float16"):
         keras.config.set_dtype_policy(policy)
@@ -65,6 +66,7 @@ def test_mixed_precision_has_float32_output():
         keras.config.set_dtype_policy("float32")
 
 
+@pytest.mark.slow
 def test_resnet20_learns_fashion_mnist():
     import gzip
 
@@ -104,6 +106,7 @@ BACKEND_CASES = [("resnet20", {}), ("resnet20", {"preact": True, "shortcut": "B"
                  ("resnet50", {"input_shape": [32, 32, 3], "classes": 5})]
 
 
+@pytest.mark.slow
 def test_tensorflow_and_jax_backends_agree(tmp_path):
     pytest.importorskip("jax")
     models = []

@@ -55,6 +55,7 @@ def test_cifar_parameter_counts_match_table6(name):
     )
 
 
+@pytest.mark.slow
 def test_resnet1202_has_19_4m_parameters():
     model = keras_resnet.ResNet1202()
     assert round(trainable_params(model) / 1e6, 1) == 19.4

@@ -113,6 +113,7 @@ print("parsed", words[1])
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", sorted(FLAGS_ONLY))
 def test_commands_needing_data_parse(command):
     result = subprocess.run([sys.executable, "-c", FLAG_PARSER, command], cwd=helpers.REPO,

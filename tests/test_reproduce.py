@@ -55,6 +55,7 @@ def row_cells(section: str, name: str) -> list[str]:
     return [c.strip() for c in row.strip("|").split("|")]
 
 
+@pytest.mark.slow
 def test_tiny_suite_resumes_and_reports(tmp_path):
     """Killed mid-run, restarted: it resumes, records each finished run (ours and the PyTorch
     reference) in results/, and writes the report from those records alone."""
@@ -170,6 +171,7 @@ def test_tiny_suite_resumes_and_reports(tmp_path):
     assert "## `cifar_small`" not in report
 
 
+@pytest.mark.slow
 def test_unknown_suite_lists_the_suites(tmp_path):
     result = runner("--suite=cifar_huge", f"--runs_dir={tmp_path}", timeout=120)
     assert result.returncode != 0
@@ -178,6 +180,7 @@ def test_unknown_suite_lists_the_suites(tmp_path):
         assert suite in message, message
 
 
+@pytest.mark.slow
 def test_model_outside_suite_is_refused(tmp_path):
     result = runner("--suite=tiny", "--models=resnet56", f"--runs_dir={tmp_path}", timeout=120)
     assert result.returncode == 2
@@ -187,6 +190,7 @@ def test_model_outside_suite_is_refused(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_missing_archive_names_flag_and_path(tmp_path):
     missing = tmp_path / "nowhere.tar.gz"
     result = runner("--suite=tiny", f"--runs_dir={tmp_path}", f"--cifar_tar={missing}", timeout=120)
@@ -195,6 +199,7 @@ def test_missing_archive_names_flag_and_path(tmp_path):
     assert error.startswith(f"error: --cifar_tar={missing}: no such file"), error
 
 
+@pytest.mark.slow
 def test_model_dir_with_other_flags_refused(tmp_path):
     model_dir = tmp_path / "tiny" / "plain20"
     model_dir.mkdir(parents=True)
@@ -222,6 +227,7 @@ def test_model_dir_with_other_flags_refused(tmp_path):
     assert sorted(p.name for p in model_dir.iterdir()) == ["runner.json"]
 
 
+@pytest.mark.slow
 def test_run_flags_ask_a_balanced_split():
     code = ("import json, runpy, sys; m = runpy.run_path(sys.argv[1], run_name='reproduce'); "
             "print(json.dumps({n: m['run_flags'](s, 'resnet20') for n, s in m['SUITES'].items()}))")

@@ -57,6 +57,7 @@ def run_start_of_training(cifar_folder: Path, tmp_path: Path, *flags: str) -> di
     return data
 
 
+@pytest.mark.slow
 def test_train_step_for_step_like_pytorch(cifar_folder, tmp_path):
     # In float64 both start 1e-16 apart; after the same updates the second batch's loss still
     # agrees to about 1e-13 (measured 4e-14), where a learning rate or momentum rounded to float32
@@ -79,6 +80,7 @@ def test_train_step_for_step_like_pytorch(cifar_folder, tmp_path):
         assert len({round(r["loss"], 4) for r in ours}) == 3
 
 
+@pytest.mark.slow
 def test_float32_forward_agrees_with_pytorch(cifar_folder, tmp_path):
     # Same weights and batch in float32: the first training-mode forward pass agrees to float32
     # rounding. Later steps are left to the float64 test: float32 differences start near 1e-7 and
@@ -91,6 +93,7 @@ def test_float32_forward_agrees_with_pytorch(cifar_folder, tmp_path):
         assert ours[0]["conv1_norm"] == pytest.approx(torch[0]["conv1_norm"], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_unknown_net_lists_the_allowed(cifar_folder, tmp_path):
     result = subprocess.run(
         [sys.executable, str(SCRIPT), f"--data_dir={cifar_folder}", "--nets=resnet18",

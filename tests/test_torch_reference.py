@@ -188,6 +188,7 @@ def test_bad_input_names_the_flag(cifar_folder, tmp_path):
     assert not any(tmp_path.iterdir())  # nothing written for a run that cannot start
 
 
+@pytest.mark.slow
 def test_he_init_and_chosen_weight_decay():
     probe = """
 import json, sys, torch
