@@ -400,7 +400,8 @@ def test_grpc_request_runs_the_signature(cifar, cifar_files):
                                serve(cifar.loaded, files)["probabilities"], rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("name", ["cifar", "fashion"])
+# "fashion" is the model that training/cifar10.py trains and training/export.py exports.
+@pytest.mark.parametrize("name", ["cifar", pytest.param("fashion", marks=pytest.mark.slow)])
 def test_warmup_file_runs_the_signature(request, name):
     exported = request.getfixturevalue(name)
     path = exported.version_dir / "assets.extra" / "tf_serving_warmup_requests"

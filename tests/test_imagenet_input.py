@@ -178,6 +178,7 @@ def test_png_images_in_a_folder_decode(tmp_path):
     assert ii.train_view(encoded, 64, (73, 137)).shape == (64, 64, 3)
 
 
+@pytest.mark.slow
 def test_tfds_source_reads_encoded_images(tmp_path):
     tfds = pytest.importorskip("tensorflow_datasets")
     with tfds.testing.mock_data(num_examples=8):
