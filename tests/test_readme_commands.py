@@ -58,7 +58,7 @@ def readme_commands() -> set[str]:
     return commands
 
 
-def test_every_readme_command_is_checked():
+def test_every_readme_command_is_run_or_flag_checked_here():
     runs = {QUICKSTART, EXPORT, CURVES, RESPONSES, FOLDER, MODELS, HELP}
     assert readme_commands() == runs | set(FLAGS_ONLY) | ELSEWHERE
 
