@@ -17,7 +17,7 @@ REQUIRES = ["keras>=3.6", "tensorflow>=2.16", "numpy>=1.26", "absl-py>=2.0", "h5
 TRAINING = ["matplotlib>=3.7"]  # the figures (training/plot_curves.py, layer_responses.py)
 SERVING = ["tensorflow-serving-api>=2.16", "grpcio>=1.60"]
 JAX = ["jax>=0.4.30"]
-TEST = ["pytest>=8", "pytest-xdist>=3", "scikit-image>=0.22", "pillow>=10"]
+TEST = ["pytest>=8", "pytest-xdist>=3", "scikit-image>=0.22", "pillow>=10", "ruff>=0.17"]
 
 setup(
     name="keras-resnet-he2015",

@@ -87,10 +87,15 @@ def summarize(rows: list[dict]) -> dict:
 
 def markdown(result: dict) -> str:
     s = result["settings"]
-    lines = [f"{s['net']} on {s['train_examples']:,} Fashion-MNIST training images, "
-             f"{s['epochs']} epoch{'' if s['epochs'] == 1 else 's'} of batch {s['batch_size']}, tested on {s['test_examples']:,}; "
-             "the same seeds in both precisions.", "",
-             "| precision | seed | test error | images/s | training s |", "|---|---:|---:|---:|---:|"]
+    lines = [
+        f"{s['net']} on {s['train_examples']:,} Fashion-MNIST training images, "
+        f"{s['epochs']} epoch{'' if s['epochs'] == 1 else 's'} of batch {s['batch_size']}, "
+        f"tested on {s['test_examples']:,}; "
+        "the same seeds in both precisions.",
+        "",
+        "| precision | seed | test error | images/s | training s |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for r in result["runs"]:
         name = "float32" if r["precision"] == "none" else "mixed bfloat16"
         lines.append(f"| {name} | {r['seed']} | {100 * r['test_error']:.2f}% | "

@@ -86,8 +86,9 @@ def _threading(cores: int) -> tf.data.Options:
 
 def fused_dataset(encoded: list[bytes], cores: int) -> tf.data.Dataset:
     config = imagenet_input.AugmentConfig(image_size=IMAGE_SIZE, shuffle_buffer=len(encoded))
-    return imagenet_input.train_dataset(_examples(encoded), BATCH, config, _statistics()).with_options(
-        _threading(cores))
+    return imagenet_input.train_dataset(
+        _examples(encoded), BATCH, config, _statistics()
+    ).with_options(_threading(cores))
 
 
 def naive_dataset(encoded: list[bytes], cores: int) -> tf.data.Dataset:
@@ -185,7 +186,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 rounds of 64 images (smoke test).")
     parser.add_argument("--rounds", type=int, default=5, help="Rounds (contenders alternate).")
-    parser.add_argument("--images", type=int, default=512, help="Images timed per contender per round.")
+    parser.add_argument(
+        "--images", type=int, default=512, help="Images timed per contender per round."
+    )
     parser.add_argument("--cores", type=int, default=os.cpu_count(), help="tf.data threads.")
     parser.add_argument("--contenders", default=",".join(CONTENDERS),
                         help=f"Comma-separated subset of {CONTENDERS}.")

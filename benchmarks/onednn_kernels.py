@@ -36,8 +36,14 @@ if __package__ in (None, ""):  # run as a file: the benchmarks package is at the
     sys.path.insert(0, str(REPO))
 FRAMEWORKS = ("tensorflow", "torch")
 FRAMEWORK_LABELS = {"tensorflow": "TensorFlow (ours)", "torch": "PyTorch"}
-PASSES = {"forward_training": "forward", "forward_inference": "forward", "backward_data": "backward data",
-          "backward_weights": "backward weights", "backward": "backward", "undef": ""}
+PASSES = {
+    "forward_training": "forward",
+    "forward_inference": "forward",
+    "backward_data": "backward data",
+    "backward_weights": "backward weights",
+    "backward": "backward",
+    "undef": "",
+}
 # The parts of a convolution's problem string that are the same whichever way a framework pads
 # (TensorFlow pads a strided convolution's input explicitly, PyTorch inside the convolution).
 SHAPE_FIELDS = ("mb", "ic", "oc", "oh", "ow", "kh", "sh")
@@ -63,11 +69,20 @@ def worker(framework: str, request: dict) -> None:
     seconds = contender.time({"id": request["id"], "steps": request["steps"]})["seconds"]
     sys.stdout.flush()
     elementwise = tf_elementwise if framework == "tensorflow" else torch_elementwise
-    Path(request["out"]).write_text(json.dumps({
-        "steps_total": request["warmup_steps"] + 1 + request["steps"],
-        "step_ms": 1e3 * seconds / request["steps"],
-        "elementwise": {dtype: elementwise(request["elementwise_shape"], dtype, request["chain"],
-                                           request["calls"]) for dtype in ("float32", "bfloat16")}}))
+    Path(request["out"]).write_text(
+        json.dumps(
+            {
+                "steps_total": request["warmup_steps"] + 1 + request["steps"],
+                "step_ms": 1e3 * seconds / request["steps"],
+                "elementwise": {
+                    dtype: elementwise(
+                        request["elementwise_shape"], dtype, request["chain"], request["calls"]
+                    )
+                    for dtype in ("float32", "bfloat16")
+                },
+            }
+        )
+    )
 
 
 def ms_per_op(call, chain: int, calls: int) -> float:
@@ -182,7 +197,11 @@ def per_step(executions: list[dict], steps_total: int) -> dict:
     the executions per step, all kinds."""
     by_shape = collections.defaultdict(list)
     for e in executions:
-        key = (e["kind"], e["pass"], conv_shape(e["problem"]) if e["kind"] == "convolution" else e["problem"])
+        key = (
+            e["kind"],
+            e["pass"],
+            conv_shape(e["problem"]) if e["kind"] == "convolution" else e["problem"],
+        )
         by_shape[key].append(e)
     kinds = collections.Counter()
     convolutions, reorders = [], []
@@ -211,8 +230,13 @@ def measure(framework: str, python: str, request: dict, work: Path) -> dict:
     """One framework's worker under the verbose log; its per-step figures."""
     out = work / f"{framework}.json"
     log = work / f"{framework}.log"
-    env = dict(os.environ, ONEDNN_VERBOSE="1", DNNL_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
+    env = dict(
+        os.environ,
+        ONEDNN_VERBOSE="1",
+        DNNL_VERBOSE="1",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
+    )
     with log.open("w") as stdout:
         completed = subprocess.run([python, __file__, "--worker", framework,
                                     json.dumps(dict(request, out=str(out)))],
@@ -264,34 +288,60 @@ def markdown(result: dict) -> str:
     conv = [sum(c["ms_per_step"] for c in frameworks[n]["convolutions"]) for n in names]
     onednn = [frameworks[n]["onednn_ms_per_step"] for n in names]
     step = [frameworks[n]["step_ms"] for n in names]
-    lines += ["| **all convolutions** | | " + " | ".join(f"**{ms:.2f}**" for ms in conv) + " |",
-              "| **all oneDNN primitives** | | " + " | ".join(f"**{ms:.2f}**" for ms in onednn) + " |",
-              "| whole step (under the log) | | " + " | ".join(f"{ms:.1f}" for ms in step) + " |",
-              "", "oneDNN: " + "; ".join(
-                  f"{FRAMEWORK_LABELS[n]} {f['onednn'].get('version', '?')}, "
-                  f"{f['onednn'].get('runtime', '?')} runtime, {f['onednn'].get('threads', '?')} "
-                  f"thread{'' if f['onednn'].get('threads') == 1 else 's'}"
-                  for n, f in frameworks.items()) + "."]
+    lines += [
+        "| **all convolutions** | | " + " | ".join(f"**{ms:.2f}**" for ms in conv) + " |",
+        "| **all oneDNN primitives** | | " + " | ".join(f"**{ms:.2f}**" for ms in onednn) + " |",
+        "| whole step (under the log) | | " + " | ".join(f"{ms:.1f}" for ms in step) + " |",
+        "",
+        "oneDNN: "
+        + "; ".join(
+            f"{FRAMEWORK_LABELS[n]} {f['onednn'].get('version', '?')}, "
+            f"{f['onednn'].get('runtime', '?')} runtime, {f['onednn'].get('threads', '?')} "
+            f"thread{'' if f['onednn'].get('threads') == 1 else 's'}"
+            for n, f in frameworks.items()
+        )
+        + ".",
+    ]
     if len(names) == 2:
         a, b = (FRAMEWORK_LABELS[n] for n in names)
         outside = [step[i] - onednn[i] for i in range(2)]
-        lines += ["", (f"Convolutions: {a} {conv[0]:.1f} ms per step, {b} {conv[1]:.1f} "
-                       f"({conv[0] / conv[1]:.2f}x). Outside oneDNN (step minus oneDNN primitives: "
-                       f"element-wise ops, the optimizer, the framework's own overhead; PyTorch's "
-                       f"batch normalization too): {a} {outside[0]:.1f} ms, {b} {outside[1]:.1f} ms.")]
+        lines += [
+            "",
+            (
+                f"Convolutions: {a} {conv[0]:.1f} ms per step, {b} {conv[1]:.1f} "
+                f"({conv[0] / conv[1]:.2f}x). Outside oneDNN (step minus oneDNN primitives: "
+                f"element-wise ops, the optimizer, the framework's own overhead; PyTorch's "
+                f"batch normalization too): {a} {outside[0]:.1f} ms, {b} {outside[1]:.1f} ms."
+            ),
+        ]
     shape = "x".join(map(str, result["elementwise_shape"]))
-    lines += ["", (f"Element-wise ops of the step (outside oneDNN: TensorFlow's are Eigen kernels), "
-                   f"ms per op on a {shape} tensor, {result['chain']} dependent ops per call, median "
-                   f"of {result['calls']} calls. The integer-view rows are TensorFlow's ReLU and "
-                   "its gradient done as integer ops on the floats' bits (same values, checked), "
-                   "which avoids Eigen's bfloat16 arithmetic:"), "",
-              "| op | " + " | ".join(f"{FRAMEWORK_LABELS[n]} {d}" for n in names
-                                      for d in ("float32", "bfloat16")) + " |",
-              "|---|" + "---:|" * (2 * len(names))]
+    lines += [
+        "",
+        (
+            f"Element-wise ops of the step (outside oneDNN: TensorFlow's are Eigen kernels), "
+            f"ms per op on a {shape} tensor, {result['chain']} dependent ops per call, median "
+            f"of {result['calls']} calls. The integer-view rows are TensorFlow's ReLU and "
+            "its gradient done as integer ops on the floats' bits (same values, checked), "
+            "which avoids Eigen's bfloat16 arithmetic:"
+        ),
+        "",
+        "| op | "
+        + " | ".join(f"{FRAMEWORK_LABELS[n]} {d}" for n in names for d in ("float32", "bfloat16"))
+        + " |",
+        "|---|" + "---:|" * (2 * len(names)),
+    ]
     for op in frameworks[names[0]]["elementwise"]["float32"]:
-        lines.append(f"| {op} | " + " | ".join(
-            f"{frameworks[n]['elementwise'][d][op]:.3f}" if op in frameworks[n]["elementwise"][d] else "–"
-            for n in names for d in ("float32", "bfloat16")) + " |")
+        lines.append(
+            f"| {op} | "
+            + " | ".join(
+                f"{frameworks[n]['elementwise'][d][op]:.3f}"
+                if op in frameworks[n]["elementwise"][d]
+                else "–"
+                for n in names
+                for d in ("float32", "bfloat16")
+            )
+            + " |"
+        )
     for name, framework in result["frameworks"].items():
         if "skipped" in framework:
             lines += ["", f"{FRAMEWORK_LABELS[name]}: {framework['skipped']}"]
@@ -304,8 +354,10 @@ def markdown(result: dict) -> str:
             a, b = row.get(names[0]), row.get(names[1])
             if not (a and b):
                 continue
-            lines.append(f"| {row['pass']} | {row['shape']} | {a['impl']} | {a['median_ms']:.3f} | "
-                         f"{b['impl']} | {b['median_ms']:.3f} | {a['median_ms'] / b['median_ms']:.2f} |")
+            lines.append(
+                f"| {row['pass']} | {row['shape']} | {a['impl']} | {a['median_ms']:.3f} | "
+                f"{b['impl']} | {b['median_ms']:.3f} | {a['median_ms'] / b['median_ms']:.2f} |"
+            )
         lines += reorder_text(frameworks, names)
     return "\n".join(lines) + "\n"
 
@@ -318,30 +370,47 @@ def reorder_text(frameworks: dict, names: list[str]) -> list[str]:
                     key=lambda shape: [int(d) for d in re.findall(r"\d+", shape)])
     if not shapes:
         return []
-    counts = ", ".join(f"{FRAMEWORK_LABELS[n]} {frameworks[n]['executions_per_step']:.0f}" for n in names)
-    lines = ["", (f"oneDNN primitive executions per step: {counts}. Reorders (layout changes; in "
-                  "the CIFAR nets on AMX, of the convolutions' weights: a few thousand values each) "
-                  "by shape, median ms per execution: a small one's time is mostly what running any "
-                  "primitive costs:"), "",
-             f"| shape | {names[0]} per step | {names[0]} ms | {names[1]} per step | {names[1]} ms |",
-             "|---|---:|---:|---:|---:|"]
+    counts = ", ".join(
+        f"{FRAMEWORK_LABELS[n]} {frameworks[n]['executions_per_step']:.0f}" for n in names
+    )
+    lines = [
+        "",
+        (
+            f"oneDNN primitive executions per step: {counts}. Reorders (layout changes; in "
+            "the CIFAR nets on AMX, of the convolutions' weights: a few thousand values each) "
+            "by shape, median ms per execution: a small one's time is mostly what running any "
+            "primitive costs:"
+        ),
+        "",
+        f"| shape | {names[0]} per step | {names[0]} ms | {names[1]} per step | {names[1]} ms |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for shape in shapes:
         a, b = keyed[names[0]][shape], keyed[names[1]][shape]
-        lines.append(f"| {shape} | {a['per_step']:.0f} | {a['median_ms']:.4f} | {b['per_step']:.0f} | "
-                     f"{b['median_ms']:.4f} |")
-    median = {n: statistics.median(ms for shape in shapes for ms in
-                                   [keyed[n][shape]["median_ms"]] * round(keyed[n][shape]["per_step"]))
-              for n in names}
+        lines.append(
+            f"| {shape} | {a['per_step']:.0f} | {a['median_ms']:.4f} | {b['per_step']:.0f} | "
+            f"{b['median_ms']:.4f} |"
+        )
+    median = {
+        n: statistics.median(
+            ms
+            for shape in shapes
+            for ms in [keyed[n][shape]["median_ms"]] * round(keyed[n][shape]["per_step"])
+        )
+        for n in names
+    }
     extra = median[names[0]] - median[names[1]]
     first = frameworks[names[0]]
     estimate = extra * first["executions_per_step"]
     text = (f"Median reorder: {FRAMEWORK_LABELS[names[0]]} {median[names[0]]:.4f} ms, "
             f"{FRAMEWORK_LABELS[names[1]]} {median[names[1]]:.4f} ms.")
     if extra > 0:
-        text += (f" If each of {FRAMEWORK_LABELS[names[0]]}'s {first['executions_per_step']:.0f} "
-                 f"executions per step paid that {extra:.4f} ms more (an estimate, not a "
-                 f"measurement), that is {estimate:.1f} ms, {100 * estimate / first['step_ms']:.0f}% "
-                 "of its step.")
+        text += (
+            f" If each of {FRAMEWORK_LABELS[names[0]]}'s {first['executions_per_step']:.0f} "
+            f"executions per step paid that {extra:.4f} ms more (an estimate, not a "
+            f"measurement), that is {estimate:.1f} ms, {100 * estimate / first['step_ms']:.0f}% "
+            "of its step."
+        )
     return lines + ["", text]
 
 
@@ -357,7 +426,9 @@ def main(argv: list[str]) -> int:
 
     nets = (*CIFAR_NETS, *IMAGENET_NETS)
     if flag_values.net not in nets:
-        print(f"error: --net={flag_values.net}: unknown; allowed: {', '.join(nets)}", file=sys.stderr)
+        print(
+            f"error: --net={flag_values.net}: unknown; allowed: {', '.join(nets)}", file=sys.stderr
+        )
         return 2
     from keras_resnet import runtime
 
@@ -412,14 +483,26 @@ def define_flags() -> None:
     flags.DEFINE_integer("steps", 5, "Timed training steps (after 3 untimed ones).", lower_bound=1)
     flags.DEFINE_list("torch_python", [sys.executable, "/usr/bin/python3"],
                       "Pythons to try for PyTorch, first that imports torch and torchvision wins.")
-    flags.DEFINE_integer("tf_intra_op_threads", 0, "TensorFlow's intra-op threads, oneDNN's threads "
-                         "(0: its default, one per core; 1: each primitive runs on its op's own "
-                         "thread, nothing handed to the pool).", lower_bound=0)
-    flags.DEFINE_integer("tf_inter_op_threads", 1, "TensorFlow's inter-op threads (0: its default, "
-                         "one per core: ops run side by side and their times overlap).", lower_bound=0)
+    flags.DEFINE_integer(
+        "tf_intra_op_threads",
+        0,
+        "TensorFlow's intra-op threads, oneDNN's threads "
+        "(0: its default, one per core; 1: each primitive runs on its op's own "
+        "thread, nothing handed to the pool).",
+        lower_bound=0,
+    )
+    flags.DEFINE_integer(
+        "tf_inter_op_threads",
+        1,
+        "TensorFlow's inter-op threads (0: its default, "
+        "one per core: ops run side by side and their times overlap).",
+        lower_bound=0,
+    )
     flags.DEFINE_integer("timeout", 1800, "Seconds allowed per worker.", lower_bound=1)
     flags.DEFINE_string("json", None, "Write the results here.")
-    flags.DEFINE_bool("quick", False, "Smoke test: batch 8, 2 steps (flags given explicitly still apply).")
+    flags.DEFINE_bool(
+        "quick", False, "Smoke test: batch 8, 2 steps (flags given explicitly still apply)."
+    )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ op type. Durations of ops that ran at the same time on TensorFlow's inter-op thr
 the shares say where the compute goes, not a critical path.
 
     python benchmarks/op_profile.py --net=resnet56 --json=runs/op_profile.json
-    python benchmarks/op_profile.py --net=resnet56 --precision=bfloat16 --json=runs/op_profile_bf16.json
+    python benchmarks/op_profile.py --net=resnet56 --precision=bfloat16 \
+        --json=runs/op_profile_bf16.json
     python benchmarks/op_profile.py --quick --json=/tmp/op.json      # smoke test
 """
 
@@ -27,7 +28,9 @@ FLAGS = flags.FLAGS
 EXECUTOR_SPANS = frozenset({"Process"})
 
 
-def profile_steps(net: str, batch: int, steps: int, logdir: Path, precision: str = "float32") -> float:
+def profile_steps(
+    net: str, batch: int, steps: int, logdir: Path, precision: str = "float32"
+) -> float:
     """Trains `steps` steps of `net` (in `precision`: float32, or mixed bfloat16 as the trainers
     train it) under the profiler; returns their wall seconds."""
     import keras
@@ -37,7 +40,9 @@ def profile_steps(net: str, batch: int, steps: int, logdir: Path, precision: str
     import keras_resnet
     from keras_resnet.training.cifar_data import tf_data_options
 
-    keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
+    keras.mixed_precision.set_global_policy(
+        "mixed_bfloat16" if precision == "bfloat16" else "float32"
+    )
     model = keras_resnet.get_model(net, weights=None)
     keras.mixed_precision.set_global_policy("float32")
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
@@ -97,11 +102,20 @@ def summarize(seconds: dict[str, float], top: int) -> list[dict]:
 def markdown(result: dict) -> str:
     precision = result.get("precision", "float32")
     cpu = f" on {result['cpu']}" if "cpu" in result else ""
-    lines = [(f"Op time of {result['steps']} training steps of {result['net']} ({precision}) at batch "
-              f"{result['batch']}{cpu}: {result['op_seconds_total']:.2f} s of ops in {result['wall_s']:.2f} s "
-              f"of wall time ({result['images_per_s']:.1f} images/s under the profiler)."), "",
-             "| op type | seconds | % of op time |", "|---|---:|---:|"]
-    lines += [f"| {r['op_type']} | {r['seconds']:.3f} | {r['percent']:.1f} |" for r in result["ops"]]
+    lines = [
+        (
+            f"Op time of {result['steps']} training steps of {result['net']} ({precision}) "
+            f"at batch {result['batch']}{cpu}: {result['op_seconds_total']:.2f} s of ops in "
+            f"{result['wall_s']:.2f} s "
+            f"of wall time ({result['images_per_s']:.1f} images/s under the profiler)."
+        ),
+        "",
+        "| op type | seconds | % of op time |",
+        "|---|---:|---:|",
+    ]
+    lines += [
+        f"| {r['op_type']} | {r['seconds']:.3f} | {r['percent']:.1f} |" for r in result["ops"]
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -112,10 +126,14 @@ def define_flags() -> None:
                       "float32, or mixed bfloat16 (bfloat16 convolutions, float32 weights).")
     flags.DEFINE_integer("batch", 128, "Batch size.", lower_bound=1)
     flags.DEFINE_integer("steps", 5, "Profiled training steps.", lower_bound=1)
-    flags.DEFINE_integer("top", 15, "Op types listed by name; the rest are summed as 'other'.", lower_bound=1)
+    flags.DEFINE_integer(
+        "top", 15, "Op types listed by name; the rest are summed as 'other'.", lower_bound=1
+    )
     flags.DEFINE_string("logdir", None, "Where the trace goes (default: a temporary directory).")
     flags.DEFINE_string("json", None, "Write the results here.")
-    flags.DEFINE_bool("quick", False, "Smoke test: batch 4, 1 step (flags given explicitly still apply).")
+    flags.DEFINE_bool(
+        "quick", False, "Smoke test: batch 4, 1 step (flags given explicitly still apply)."
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -126,8 +144,10 @@ def main(argv: list[str]) -> int:
     from keras_resnet import runtime
 
     if FLAGS.net not in keras_resnet.list_models():
-        print(f"error: --net={FLAGS.net}: unknown; allowed: {', '.join(keras_resnet.list_models())}",
-              file=sys.stderr)
+        print(
+            f"error: --net={FLAGS.net}: unknown; allowed: {', '.join(keras_resnet.list_models())}",
+            file=sys.stderr,
+        )
         return 2
     batch = 4 if FLAGS.quick and not FLAGS["batch"].present else FLAGS.batch
     steps = 1 if FLAGS.quick and not FLAGS["steps"].present else FLAGS.steps

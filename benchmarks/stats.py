@@ -8,6 +8,7 @@ import platform
 import statistics
 from pathlib import Path
 
+
 def cpu_ticks() -> dict[str, int]:
     """This machine's CPU time so far (all cores, in clock ticks) by kind, from /proc/stat."""
     try:

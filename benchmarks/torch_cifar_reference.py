@@ -28,7 +28,8 @@ cross-entropy alone (our trainer's also hold the L2 term).
         --model_dir=runs/cifar_8k/torch_resnet56 --checkpoint_steps=500
 
 Add --threads=1 where another job shares the cores: beside a TensorFlow training on 2 cores,
-PyTorch's 2 OpenMP threads (they wait for each other) trained ResNet-20 6x slower than 1 thread.
+PyTorch's 2 OpenMP threads (they wait for each other) trained ResNet-20 several times slower than
+1 thread (docs/performance.md).
 
 This driver (the project's Python) loads and splits the images once into model_dir/data.npz
 (uint8 arrays, labels, mean image; deleted when the run finishes), then replaces itself

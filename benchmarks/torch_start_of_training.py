@@ -130,9 +130,12 @@ def train_ours(work: Path, net: str, dtype: str) -> list[dict]:
                                    classifier_activation=None)
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     dense = model.get_layer("predictions")
-    np.savez(work / f"{net}.init.npz", fc_kernel=np.asarray(dense.kernel).T,
-             fc_bias=np.asarray(dense.bias),
-             **{f"conv{i}": np.asarray(c.kernel).transpose(3, 2, 0, 1) for i, c in enumerate(convs)})
+    np.savez(
+        work / f"{net}.init.npz",
+        fc_kernel=np.asarray(dense.kernel).T,
+        fc_bias=np.asarray(dense.bias),
+        **{f"conv{i}": np.asarray(c.kernel).transpose(3, 2, 0, 1) for i, c in enumerate(convs)},
+    )
     optimizer = keras.optimizers.SGD(LEARNING_RATE, momentum=MOMENTUM)
     cross_entropy = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -157,7 +160,8 @@ def train_ours(work: Path, net: str, dtype: str) -> list[dict]:
 
 def make_batches(work: Path, data_dir: str, train_images: int, iterations: int, batch: int,
                  seed: int) -> int:
-    """Augmented batches of real CIFAR-10 images, shared by both frameworks; returns the pool size."""
+    """Augmented batches of real CIFAR-10 images, shared by both frameworks; returns the pool
+    size."""
     import numpy as np
 
     from keras_resnet.training import cifar_data
@@ -194,23 +198,34 @@ def markdown(result: dict, record: str) -> str:
     """The page of a run: its settings and, per net and framework, loss, error and conv1's norm;
     `record` is where its JSON (with the per-iteration logs) lies."""
     s = result["settings"]
-    lines = ["# The start of training: keras_resnet against PyTorch, same weights, same batches", "",
-             f"Generated from `{record}`, written by `{result['command']}`; do not edit by hand.",
-             "",
-             (f"Real CIFAR-10 images ({result['pool']:,}-image pool, per-pixel mean subtracted, "
-              f"pad-crop-flip augmentation), {s['iterations']} iterations of batch {s['batch']} in "
-              f"{s.get('dtype', 'float32')}, "
-              f"SGD lr {LEARNING_RATE}, momentum {MOMENTUM}, weight decay {WEIGHT_DECAY:g} on conv "
-              "and fc kernels; both frameworks start from the same weights (ours, copied) and see "
-              f"the same batches. Figures over the last {s['window']} iterations: training-mode "
-              f"loss and error of each batch before its update. Machine: {result['machine']}."), "",
-             ("| net | framework | first-batch loss | loss, last iterations | error, last "
-              "iterations | conv1 kernel norm: init -> end |"), "|---|---|---:|---:|---:|---|"]
+    lines = [
+        "# The start of training: keras_resnet against PyTorch, same weights, same batches",
+        "",
+        f"Generated from `{record}`, written by `{result['command']}`; do not edit by hand.",
+        "",
+        (
+            f"Real CIFAR-10 images ({result['pool']:,}-image pool, per-pixel mean subtracted, "
+            f"pad-crop-flip augmentation), {s['iterations']} iterations of batch {s['batch']} in "
+            f"{s.get('dtype', 'float32')}, "
+            f"SGD lr {LEARNING_RATE}, momentum {MOMENTUM}, weight decay {WEIGHT_DECAY:g} on conv "
+            "and fc kernels; both frameworks start from the same weights (ours, copied) and see "
+            f"the same batches. Figures over the last {s['window']} iterations: training-mode "
+            f"loss and error of each batch before its update. Machine: {result['machine']}."
+        ),
+        "",
+        (
+            "| net | framework | first-batch loss | loss, last iterations | error, last "
+            "iterations | conv1 kernel norm: init -> end |"
+        ),
+        "|---|---|---:|---:|---:|---|",
+    ]
     for net, by_framework in result["nets"].items():
         for framework, row in by_framework.items():
-            lines.append(f"| {net} | {framework} | {row['first_loss']:.3f} | {row['final_loss']:.3f} | "
-                         f"{100 * row['final_error']:.1f}% | {row['conv1_norm_init']:.1f} -> "
-                         f"{row['conv1_norm_final']:.1f} |")
+            lines.append(
+                f"| {net} | {framework} | {row['first_loss']:.3f} | {row['final_loss']:.3f} | "
+                f"{100 * row['final_error']:.1f}% | {row['conv1_norm_init']:.1f} -> "
+                f"{row['conv1_norm_final']:.1f} |"
+            )
     lines += ["", f"Per-iteration figures are in `{record}`."]
     return "\n".join(lines) + "\n"
 
@@ -260,13 +275,22 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="start-of-training-") as tmp:
         work = Path(tmp)
         pool = make_batches(work, FLAGS.data_dir, FLAGS.train_images, iterations, batch, FLAGS.seed)
-        result = {"command": " ".join(["python benchmarks/torch_start_of_training.py", *sys.argv[1:]]),
-                  "machine": f"{os.cpu_count()}-core {platform.processor() or platform.machine()} CPU",
-                  "pool": pool, "notes": [note],
-                  "settings": {"iterations": iterations, "batch": batch, "seed": FLAGS.seed,
-                               "dtype": FLAGS.dtype,
-                               "window": window, "train_images": FLAGS.train_images},
-                  "nets": {}, "logs": {}}
+        result = {
+            "command": " ".join(["python benchmarks/torch_start_of_training.py", *sys.argv[1:]]),
+            "machine": f"{os.cpu_count()}-core {platform.processor() or platform.machine()} CPU",
+            "pool": pool,
+            "notes": [note],
+            "settings": {
+                "iterations": iterations,
+                "batch": batch,
+                "seed": FLAGS.seed,
+                "dtype": FLAGS.dtype,
+                "window": window,
+                "train_images": FLAGS.train_images,
+            },
+            "nets": {},
+            "logs": {},
+        }
         for net in nets:
             log_ours = ours(work, net, FLAGS.dtype)
             init_norm = float(np.linalg.norm(np.load(work / f"{net}.init.npz")["conv0"]))
@@ -274,11 +298,14 @@ def main(argv: list[str]) -> int:
                                         FLAGS.dtype],
                                        check=False, capture_output=True, text=True, cwd=REPO)
             if completed.returncode != 0:
-                raise SystemExit(f"error: the PyTorch worker failed on {net}:\n{completed.stderr[-3000:]}")
+                raise SystemExit(
+                    f"error: the PyTorch worker failed on {net}:\n{completed.stderr[-3000:]}"
+                )
             log_torch = json.loads((work / f"{net}.torch.json").read_text())
-            result["nets"][net] = {framework: dict(summarize(log, window), conv1_norm_init=init_norm)
-                                   for framework, log in (("keras_resnet", log_ours),
-                                                          ("pytorch", log_torch))}
+            result["nets"][net] = {
+                framework: dict(summarize(log, window), conv1_norm_init=init_norm)
+                for framework, log in (("keras_resnet", log_ours), ("pytorch", log_torch))
+            }
             result["logs"][net] = {"keras_resnet": log_ours, "pytorch": log_torch}
             print(json.dumps({net: result["nets"][net]}), flush=True)
     Path(FLAGS.json).write_text(json.dumps(result, indent=1))
@@ -295,11 +322,15 @@ if __name__ == "__main__":
         sys.exit(0)
     from absl import app, flags
 
-    flags.DEFINE_string("data_dir", None, "CIFAR-10 in the image-folder layout (DIR/train/<class>/*).")
+    flags.DEFINE_string(
+        "data_dir", None, "CIFAR-10 in the image-folder layout (DIR/train/<class>/*)."
+    )
     flags.DEFINE_list("nets", ["resnet20", "resnet56", "plain56"], "CIFAR nets to compare.")
     flags.DEFINE_integer("iterations", 200, "Training iterations per net.", lower_bound=1)
     flags.DEFINE_integer("batch", 128, "Batch size (the paper: 128).", lower_bound=1)
-    flags.DEFINE_integer("train_images", 10000, "Training images to draw batches from.", lower_bound=1)
+    flags.DEFINE_integer(
+        "train_images", 10000, "Training images to draw batches from.", lower_bound=1
+    )
     flags.DEFINE_integer("window", 50, "Last iterations averaged in the summary.", lower_bound=1)
     flags.DEFINE_integer("seed", 0, "Seed of the subset, the batches and our initial weights.")
     flags.DEFINE_bool("quick", False, "Smoke test: resnet20, 3 iterations of batch 8.")

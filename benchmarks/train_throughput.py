@@ -38,8 +38,7 @@ if __package__ in (None, ""):  # run as a file: the package is at the repository
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import sections  # noqa: E402
-from benchmarks.contenders import (BACKENDS, CIFAR_NETS, IMAGENET_NETS, IMPLS,  # noqa: E402
-                                   PRECISIONS)
+from benchmarks.contenders import BACKENDS, CIFAR_NETS, IMAGENET_NETS, IMPLS, PRECISIONS  # noqa: E402
 from benchmarks.report import markdown  # noqa: E402
 from benchmarks.runner import Run  # noqa: E402
 

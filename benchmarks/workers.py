@@ -18,9 +18,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.contenders import (IMAGENET_NETS, LEARNING_RATE, MOMENTUM, VARIANTS,
-                                   handwritten_cifar_resnet, jax_train_step, photograph,
-                                   subsampling, tf_fit_steps, torch_cifar_resnet, variant_layer)
+from benchmarks.contenders import (
+    IMAGENET_NETS,
+    LEARNING_RATE,
+    MOMENTUM,
+    VARIANTS,
+    handwritten_cifar_resnet,
+    jax_train_step,
+    photograph,
+    subsampling,
+    tf_fit_steps,
+    torch_cifar_resnet,
+    variant_layer,
+)
 from benchmarks.protocol import serve_requests, timed
 
 
@@ -29,8 +39,12 @@ class KerasWorker:
 
     def __init__(self, config: dict):
         os.environ["KERAS_BACKEND"] = config["backend"]
-        import keras_resnet  # noqa: F401  before keras: TensorFlow loads with the library's runtime
-        import keras  # defaults (keras_resnet.runtime), for every contender of this worker
+        # keras_resnet before keras: TensorFlow loads with the library's runtime defaults
+        # (keras_resnet.runtime), for every contender of this worker.
+        import keras_resnet  # noqa: F401
+
+        # isort: split
+        import keras
 
         self.keras = keras
         self.backend = keras.backend.backend()

@@ -11,9 +11,9 @@ import argparse
 import re
 from pathlib import Path
 
+import keras
 import numpy as np
 
-import keras
 import keras_resnet
 
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -113,7 +113,9 @@ def residual_unit(x, layout: list[tuple[int, int, int]], option: str | None,
             y = layers.ReLU(name=f"{name}_{i}_relu")(y)
     if option is not None:
         stride = max(s for _, _, s in layout)
-        y = layers.Add(name=f"{name}_add")([shortcut(x, layout[-1][1], stride, option, options, name), y])
+        y = layers.Add(name=f"{name}_add")(
+            [shortcut(x, layout[-1][1], stride, option, options, name), y]
+        )
     return layers.ReLU(name=f"{name}_out")(y)
 
 

@@ -72,8 +72,13 @@ def build_resnet(
         # float32 output under 16-bit policies, for a numerically sound softmax / loss; float32
         # and float64 policies keep their own dtype.
         half = keras.config.dtype_policy().compute_dtype in ("float16", "bfloat16")
-        x = layers.Dense(classes, activation=classifier_activation, dtype="float32" if half else None,
-                         kernel_regularizer=options.kernel_regularizer(), name="predictions")(x)
+        x = layers.Dense(
+            classes,
+            activation=classifier_activation,
+            dtype="float32" if half else None,
+            kernel_regularizer=options.kernel_regularizer(),
+            name="predictions",
+        )(x)
     elif pooling == "avg":
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":
@@ -98,14 +103,19 @@ def _check_options(spec, shortcut, preact, bottleneck_stride, zero_init_residual
         raise ValueError(f"pooling={pooling!r}: must be one of None, 'avg', 'max'.")
     if bottleneck_stride not in BOTTLENECK_STRIDE_OPTIONS:
         raise ValueError(
-            f"bottleneck_stride={bottleneck_stride!r}: must be '1x1' (the paper) or '3x3' (ResNet v1.5)."
+            f"bottleneck_stride={bottleneck_stride!r}: must be '1x1' (the paper) or '3x3' "
+            "(ResNet v1.5)."
         )
     if spec.block == "basic" and bottleneck_stride != "1x1":
         raise ValueError(
-            f"bottleneck_stride={bottleneck_stride!r} has no effect on {spec.name}, which uses basic "
-            "blocks; it applies to resnet50/101/152 and plain50/101/152 only."
+            f"bottleneck_stride={bottleneck_stride!r} has no effect on {spec.name}, which uses "
+            "basic blocks; it applies to resnet50/101/152 and plain50/101/152 only."
         )
-    if not isinstance(weight_decay, (int, float)) or isinstance(weight_decay, bool) or weight_decay < 0:
+    if (
+        not isinstance(weight_decay, (int, float))
+        or isinstance(weight_decay, bool)
+        or weight_decay < 0
+    ):
         raise ValueError(f"weight_decay={weight_decay!r}: must be a number >= 0.")
     if spec.plain:
         for arg, value, default in (("shortcut", shortcut, None), ("preact", preact, False),
@@ -121,8 +131,8 @@ def _check_options(spec, shortcut, preact, bottleneck_stride, zero_init_residual
         raise ValueError(f"shortcut={shortcut!r}: must be one of 'A', 'B', 'C' (Sec. 3.3).")
     if preact and zero_init_residual:
         raise ValueError(
-            "zero_init_residual=True with preact=True: a pre-activation branch ends in a convolution, "
-            "not a BN, so there is no last gamma to zero."
+            "zero_init_residual=True with preact=True: a pre-activation branch ends in a "
+            "convolution, not a BN, so there is no last gamma to zero."
         )
     return option
 
@@ -156,7 +166,8 @@ def _inputs(spec: NetSpec, input_tensor, input_shape):
 
 
 def _stem(spec: NetSpec, x, options: blocks.LayerOptions):
-    """conv1 (and pool1 for ImageNet): 7x7/2 conv + 3x3/2 max-pool (Table 1), or 3x3 conv (Sec. 4.2)."""
+    """conv1 (and pool1 for ImageNet): 7x7/2 conv + 3x3/2 max-pool (Table 1), or 3x3 conv
+    (Sec. 4.2)."""
     if spec.family == "imagenet":
         x = blocks.conv_bn(x, spec.widths[0], 7, 2, options, "conv1")
         x = layers.ReLU(name="conv1_relu")(x)

@@ -37,7 +37,8 @@ try:
     from tensorflow_serving.config import model_server_config_pb2
 except ImportError as error:  # pragma: no cover - depends on the installed extras
     raise ImportError(
-        "keras_resnet.export needs tensorflow-serving-api: pip install 'keras-resnet-he2015[serving]'."
+        "keras_resnet.export needs tensorflow-serving-api: "
+        "pip install 'keras-resnet-he2015[serving]'."
     ) from error
 
 from keras_resnet.folding import fold_batch_norm

@@ -75,10 +75,10 @@ def _is_graph_of_layers(model: object) -> bool:
 
 
 def fold_batch_norm(model: keras.Model) -> keras.Model:
-    """An inference copy of a functional or built Sequential `model` in which every BN that reads a Conv2D's output
-    (and is that output's only reader) is merged into the convolution, which gains a bias; the
-    BN becomes a `FoldedBatchNormalization` (an identity) of the same name. Other layers are
-    copied with their weights.
+    """An inference copy of a functional or built Sequential `model` in which every BN that reads
+    a Conv2D's output (and is that output's only reader) is merged into the convolution, which
+    gains a bias; the BN becomes a `FoldedBatchNormalization` (an identity) of the same name.
+    Other layers are copied with their weights.
 
     The copy is a snapshot: for inference only (it has no BN to train), and training `model`
     afterwards does not change it. Pre-activation units, whose BN reads a sum, keep those BNs.

@@ -14,7 +14,7 @@ def subsample(x, stride: int):
     `stride x stride` patch into axes of its own and takes their first pixel with a contiguous
     slice: the same values and gradients, but TensorFlow computes the gradient of a contiguous
     slice as a Pad, not the strided slice's StridedSliceGrad; forward and backward together run
-    2.4x and 3.8x as fast at the CIFAR nets' two shapes on CPU (docs/performance.md, *Option A's
+    several times as fast at the CIFAR nets' two shapes on CPU (docs/performance.md, *Option A's
     subsampling alone*). Other shapes take the strided slice.
     """
     if stride == 1:
@@ -46,7 +46,8 @@ class ZeroPadShortcut(keras.layers.Layer):
         extra = self.filters - x.shape[-1]
         if extra < 0:
             raise ValueError(
-                f"ZeroPadShortcut: input has {x.shape[-1]} channels, more than filters={self.filters}."
+                f"ZeroPadShortcut: input has {x.shape[-1]} channels, "
+                f"more than filters={self.filters}."
             )
         if extra == 0:
             return x
@@ -78,7 +79,8 @@ class SubtractMean(keras.layers.Layer):
         self.mean_value = np.asarray(mean, dtype="float32")
         if self.mean_value.ndim not in (1, 3):
             raise ValueError(
-                f"SubtractMean: mean must have shape (H, W, C) or (C,), got {self.mean_value.shape}."
+                "SubtractMean: mean must have shape (H, W, C) or (C,), "
+                f"got {self.mean_value.shape}."
             )
 
     def build(self, input_shape):
@@ -110,7 +112,8 @@ class SubtractMean(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="keras_resnet")
 class BatchNormalization(keras.layers.BatchNormalization):
-    """Keras's batch normalization (Sec. 3.4), trained by TensorFlow's fused kernel where it applies.
+    """Keras's batch normalization (Sec. 3.4), trained by TensorFlow's fused kernel where it
+    applies.
 
     Same arguments, weights, config and results as `keras.layers.BatchNormalization`. In training,
     on the TensorFlow backend, for NHWC feature maps, it calls `FusedBatchNormV3` (one kernel
@@ -119,7 +122,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
     follow Keras's rule exactly: the batch variance is the biased one (the kernel's Bessel
     correction is undone). Inference is Keras's own per-channel affine: TensorFlow's oneDNN
     rewrite folds an inference `FusedBatchNormV3` into the convolution before it as post-ops that
-    some CPUs run slowly (AVX2: a batch-1 ResNet-50 took 13x as long; docs/performance.md,
+    some CPUs run slowly (AVX2: a batch-1 ResNet-50 took many times as long; docs/performance.md,
     *Serving*). Anything else (JAX, masks, renorm, synchronized BN, other ranks or axes) is
     Keras's own code.
     """
@@ -157,7 +160,9 @@ class BatchNormalization(keras.layers.BatchNormalization):
         shape = tf.shape(inputs)
         count = tf.cast(shape[0] * shape[1] * shape[2], tf.float32)
         biased_variance = batch_variance * ((count - 1.0) / tf.maximum(count, 1.0))
-        self.moving_mean.assign(self.moving_mean * self.momentum + batch_mean * (1.0 - self.momentum))
+        self.moving_mean.assign(
+            self.moving_mean * self.momentum + batch_mean * (1.0 - self.momentum)
+        )
         self.moving_variance.assign(
             self.moving_variance * self.momentum + biased_variance * (1.0 - self.momentum))
         return tf.cast(outputs, self.compute_dtype)

@@ -1,4 +1,5 @@
-"""Losses registered with Keras, so that a trained `model.keras` loads wherever keras_resnet is imported."""
+"""Losses registered with Keras, so that a trained `model.keras` loads wherever keras_resnet is
+imported."""
 
 from __future__ import annotations
 
@@ -18,8 +19,12 @@ class SparseLabelSmoothingCrossentropy(keras.losses.Loss):
     classes, on probabilities: (1 - e) * (-log p_y) + e * mean_k(-log p_k) (Szegedy et al. 2016),
     the same as CategoricalCrossentropy(label_smoothing=e) on one-hot labels."""
 
-    def __init__(self, label_smoothing: float = 0.0, name: str = "sparse_label_smoothing_crossentropy",
-                 **kwargs):
+    def __init__(
+        self,
+        label_smoothing: float = 0.0,
+        name: str = "sparse_label_smoothing_crossentropy",
+        **kwargs,
+    ):
         super().__init__(name=name, **kwargs)
         check_label_smoothing(label_smoothing)
         self.label_smoothing = float(label_smoothing)

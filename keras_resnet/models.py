@@ -7,8 +7,8 @@ import os
 import keras
 
 from keras_resnet.builder import build_resnet
-from keras_resnet.pretrained import IMAGENET_WEIGHTS, preprocessing_mode
 from keras_resnet.preprocessing import PreprocessInput
+from keras_resnet.pretrained import IMAGENET_WEIGHTS, preprocessing_mode
 from keras_resnet.specs import SPECS, NetSpec, get_spec, list_models
 
 _DOC = """{title} of He et al., "Deep Residual Learning for Image Recognition" (2015), {where}.
@@ -24,11 +24,14 @@ Args:
     classifier_activation: activation of the fc layer ("softmax", None for logits, ...).
     name: model name (default "{name}").
     shortcut: {shortcut_doc}
-    preact: use pre-activation units (He et al. 2016, "Identity Mappings in Deep Residual Networks").
+    preact: use pre-activation units (He et al. 2016, "Identity Mappings in Deep Residual
+        Networks").
     bottleneck_stride: "1x1" (the paper's released models) or "3x3" ("ResNet v1.5", the layout of
         torchvision's and timm's weights); bottleneck nets only.
-    zero_init_residual: initialise the last BN gamma of each residual branch to 0 (Goyal et al. 2017).
-    weight_decay: SGD weight decay on conv and fc kernels (the paper: 1e-4), as L2(weight_decay / 2).
+    zero_init_residual: initialise the last BN gamma of each residual branch to 0 (Goyal et al.
+        2017).
+    weight_decay: SGD weight decay on conv and fc kernels (the paper: 1e-4), as
+        L2(weight_decay / 2).
 
 Returns:
     A `keras.Model`.
@@ -47,10 +50,12 @@ _WEIGHTS_DOC = {
 
 _SHORTCUT_DOC = {
     None: "must be None: a plain net has no shortcuts (Sec. 4.1).",
-    "A": 'None (the paper\'s default here, "A"), "A" (identity, zero-padded where dimensions grow), '
-    '"B" (projection where dimensions grow) or "C" (projection everywhere); Sec. 3.3.',
-    "B": 'None (the paper\'s default here, "B"), "A" (identity, zero-padded where dimensions grow), '
-    '"B" (projection where dimensions grow) or "C" (projection everywhere); Sec. 3.3.',
+    "A": 'None (the paper\'s default here, "A"), "A" (identity, zero-padded where dimensions\n'
+    '        grow), "B" (projection where dimensions grow) or "C" (projection everywhere);\n'
+    "        Sec. 3.3.",
+    "B": 'None (the paper\'s default here, "B"), "A" (identity, zero-padded where dimensions\n'
+    '        grow), "B" (projection where dimensions grow) or "C" (projection everywhere);\n'
+    "        Sec. 3.3.",
 }
 
 

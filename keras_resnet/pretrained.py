@@ -213,7 +213,7 @@ def assign(model: keras.Model, checkpoint: Checkpoint) -> None:
                              f"{checkpoint.kind}'s {checkpoint.keys[layer, weight]} gives "
                              f"{value.shape}.")
     skip = set() if _has_top(model) else {"predictions"}
-    for (layer, weight), value in checkpoint.tensors.items():
+    for layer, weight in checkpoint.tensors:
         if (layer, weight) not in variables and layer not in skip:
             raise ValueError(f"the {checkpoint.kind}'s {checkpoint.keys[layer, weight]} has no "
                              f"place in it (no layer {layer!r} with a {weight}).")

@@ -44,7 +44,8 @@ def onednn_enabled() -> bool:
 
 
 def _cpuinfo_field(field: str, cpuinfo: Path) -> str | None:
-    """The first value of `field` in /proc/cpuinfo, or None where the file or the field is absent."""
+    """The first value of `field` in /proc/cpuinfo, or None where the file or the field is
+    absent."""
     try:
         text = cpuinfo.read_text()
     except OSError:
@@ -63,7 +64,8 @@ def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
 
 
 def cpu_model(cpuinfo: Path = CPUINFO) -> str:
-    """The CPU's model name from /proc/cpuinfo, else what `platform` knows (for benchmark records)."""
+    """The CPU's model name from /proc/cpuinfo, else what `platform` knows (for benchmark
+    records)."""
     return _cpuinfo_field("model name", cpuinfo) or platform.processor() or platform.machine()
 
 

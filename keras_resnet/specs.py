@@ -91,7 +91,8 @@ def get_spec(name: str) -> NetSpec:
     key = name.lower() if isinstance(name, str) else name
     if key not in SPECS:
         raise ValueError(
-            f"Unknown model name {name!r}. Available models: {', '.join(sorted(SPECS, key=_order))}."
+            f"Unknown model name {name!r}. "
+            f"Available models: {', '.join(sorted(SPECS, key=_order))}."
         )
     return SPECS[key]
 

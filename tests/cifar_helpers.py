@@ -43,7 +43,9 @@ def start(*args: str, stdout=None, **extra_env: str) -> subprocess.Popen:
 
 def check(result) -> None:
     """Fail with the process's output if it failed."""
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
+    assert result.returncode == 0, (
+        f"exit {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
+    )
 
 
 def results(model_dir: Path) -> dict:

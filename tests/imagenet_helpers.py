@@ -52,7 +52,8 @@ def class_names(classes: int) -> list[str]:
 
 def make_photo_set(root: str, layout: str, classes: int = 6, train_per_class: int = 6,
                    val_per_class: int = 2, max_side: int = 160, seed: int = 0) -> list[str]:
-    """Write a tiny set under `root` in `layout` ("folder" | "tfrecord"); returns the class names."""
+    """Write a tiny set under `root` in `layout` ("folder" | "tfrecord"); returns the class
+    names."""
     rng = np.random.default_rng(seed)
     names = class_names(classes)
     splits = {"train": train_per_class, "validation": val_per_class}
@@ -87,7 +88,9 @@ def _example(encoded: bytes, label: int, synset: str) -> bytes:
         "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded])),
         "image/format": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"JPEG"])),
         "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-        "image/class/synset": tf.train.Feature(bytes_list=tf.train.BytesList(value=[synset.encode()])),
+        "image/class/synset": tf.train.Feature(
+            bytes_list=tf.train.BytesList(value=[synset.encode()])
+        ),
     }
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 

@@ -8,9 +8,10 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-from imagenet_helpers import photo
 from PIL import Image
 from safetensors.numpy import save_file
+
+from imagenet_helpers import photo
 
 REPO = Path(__file__).resolve().parents[1]
 TORCH_PYTHON = "/usr/bin/python3"  # Debian's python3-torch / python3-torchvision (.ci/run)

@@ -42,7 +42,9 @@ def run(*command: str, timeout: float = 900) -> subprocess.CompletedProcess:
 
 
 def check(result: subprocess.CompletedProcess) -> None:
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
+    assert result.returncode == 0, (
+        f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
+    )
 
 
 def torch_available() -> bool:
@@ -82,7 +84,9 @@ def quick(tmp_path_factory) -> tuple[dict, str, Path]:
     """One --quick run of every section and implementation (TensorFlow backend): its JSON, stdout
     and path."""
     if not FASHION_MNIST.exists():
-        pytest.fail(f"{FASHION_MNIST} missing: install Debian's dataset-fashion-mnist (.ci/run does)")
+        pytest.fail(
+            f"{FASHION_MNIST} missing: install Debian's dataset-fashion-mnist (.ci/run does)"
+        )
     path = tmp_path_factory.mktemp("bench") / "quick.json"
     impls = ",".join(contenders.IMPLS)  # the default leaves reference_channels_first out
     result = run(sys.executable, str(BENCHMARK), "--quick", f"--impls={impls}",
@@ -91,18 +95,26 @@ def quick(tmp_path_factory) -> tuple[dict, str, Path]:
     return json.loads(path.read_text()), result.stdout, path
 
 
-def test_quick_run_measures_every_section_with_positive_finite_figures(quick):
+@pytest.mark.slow
+def test_quick_run_measures_every_section(quick):
     data, stdout, _ = quick
     assert_positive(data["limit"]["tensorflow"]["float32"]["gflops"], "tensorflow matmul limit")
     assert_positive(data["machine_limit"]["gflops"], "machine limit")
 
-    # --precisions' default float32,auto: auto is what the trainers train in here, the goals' precision
+    # --precisions' default float32,auto: auto is what the trainers train in here, the goals'
+    # precision
     trainers = "bfloat16" if runtime.bfloat16_hardware() else "float32"
     assert data["trainers_precision"] == data["goal_precision"] == trainers
     precisions = data["settings"]["precisions"]
     assert precisions == sorted({"float32", trainers}, key=["float32", "bfloat16"].index)
     rows = {(r["net"], r["impl"], r["precision"]): r for r in data["training"]}
-    impls = {"ours", "ours_keras_bn", "ours_strided_shortcut", "reference", "reference_channels_first"}
+    impls = {
+        "ours",
+        "ours_keras_bn",
+        "ours_strided_shortcut",
+        "reference",
+        "reference_channels_first",
+    }
     if torch_available():
         assert data["torch"]["available"]
         impls.add("torch")
@@ -112,7 +124,9 @@ def test_quick_run_measures_every_section_with_positive_finite_figures(quick):
     assert set(rows) == {("resnet20", impl, p) for impl in impls for p in precisions}
     # the limit ran in the net's own rounds, and '% of limit' divides by it
     net_limit = data["training_limits"]["resnet20"]
-    assert len(net_limit["rounds"]) == 2 and net_limit["gflops"] == statistics.median(net_limit["rounds"])
+    assert len(net_limit["rounds"]) == 2 and net_limit["gflops"] == statistics.median(
+        net_limit["rounds"]
+    )
     for key, row in rows.items():
         for name in ("images_per_s", "gflops", "percent_of_limit", "macs_per_image"):
             assert_positive(row[name], f"{key} {name}")
@@ -123,12 +137,16 @@ def test_quick_run_measures_every_section_with_positive_finite_figures(quick):
         assert len(row["steal_percent"]) == 2 and all(0 <= v <= 100 for v in row["steal_percent"])
     # GFLOP/s come from the library's count of each net (the keras.io net adds 1x1 projections).
     assert rows[("resnet20", "ours", "float32")]["macs_per_image"] == 40_551_040
-    assert rows[("resnet20", "reference", "float32")]["macs_per_image"] == 40_551_040 + 2 * (16 * 16 * 16 * 32)
+    assert rows[("resnet20", "reference", "float32")]["macs_per_image"] == 40_551_040 + 2 * (
+        16 * 16 * 16 * 32
+    )
 
     shortcut = data["shortcut"]["rows"]
     assert {(r["kind"], tuple(r["shape"])) for r in shortcut} == {
         (kind, (data["settings"]["cifar_batch"], size, size, channels))
-        for kind in ("keras_resnet", "strided_slice", "max_pool") for size, channels in ((32, 16), (16, 32))}
+        for kind in ("keras_resnet", "strided_slice", "max_pool")
+        for size, channels in ((32, 16), (16, 32))
+    }
     for row in shortcut:
         assert_positive(row["median_ms"], f"shortcut {row['kind']}")
         assert len(row["ms_rounds"]) == 2 and all(v > 0 for v in row["ms_rounds"])
@@ -145,18 +163,33 @@ def test_quick_run_measures_every_section_with_positive_finite_figures(quick):
         # the variable reached the worker, and TensorFlow ran as it says
         assert threads["1x1:TF_ENABLE_ONEDNN_OPTS=0", precision]["versions"]["onednn"] == \
             "off (TF_ENABLE_ONEDNN_OPTS=0)"
-        if platform.machine().lower() in runtime.X86_64 and runtime.ONEDNN_VARIABLE not in os.environ:
+        if (
+            platform.machine().lower() in runtime.X86_64
+            and runtime.ONEDNN_VARIABLE not in os.environ
+        ):
             assert threads["0x0", precision]["versions"]["onednn"] == "on (TF_ENABLE_ONEDNN_OPTS=1)"
     for (setting, precision), row in threads.items():
         assert_positive(row["images_per_s"], f"threads {setting} {precision}")
         assert len(row["rounds"]) == 2
 
     trainer = data["trainer"]
-    for name in ("trainer_images_per_s", "bare_images_per_s", "evaluation_s_per_epoch", "trainer_epoch_s",
-                 "bare_epoch_s", "evaluation_percent_of_epoch"):
+    for name in (
+        "trainer_images_per_s",
+        "bare_images_per_s",
+        "evaluation_s_per_epoch",
+        "trainer_epoch_s",
+        "bare_epoch_s",
+        "evaluation_percent_of_epoch",
+    ):
         assert_positive(trainer[name], f"trainer {name}")
     assert trainer["overhead_percent"] == pytest.approx(
-        100 * (trainer["trainer_epoch_s"] / (trainer["bare_epoch_s"] + trainer["evaluation_s_per_epoch"]) - 1))
+        100
+        * (
+            trainer["trainer_epoch_s"]
+            / (trainer["bare_epoch_s"] + trainer["evaluation_s_per_epoch"])
+            - 1
+        )
+    )
     assert trainer["command"][:2] == ["python", "training/cifar10.py"]
     trainers_flag = "none" if trainers == "float32" else trainers
     assert f"--mixed_precision={trainers_flag}" in trainer["command"]
@@ -182,7 +215,10 @@ def test_quick_run_measures_every_section_with_positive_finite_figures(quick):
         assert {g["key"] for g in data["goals_float32"]} == set(goals)
     assert data["machine"]["cpu_count"] == os.cpu_count()
     # The printed tables are the JSON's; a precision column only where threads trained in several.
-    assert "### Goals (training in " in stdout and "| resnet20 | keras.io-style | tensorflow |" in stdout
+    assert (
+        "### Goals (training in " in stdout
+        and "| resnet20 | keras.io-style | tensorflow |" in stdout
+    )
     assert f"### TensorFlow threads: training resnet20 at batch {data['threads']['batch']} in " \
            f"{' and '.join(threads_precisions)}," in stdout
     assert ("| environment | precision | images/s |" in stdout) == (len(threads_precisions) > 1)
@@ -218,8 +254,10 @@ def assert_same_function(reference, other, x) -> None:
                                    atol=1e-4 * np.abs(expected.numpy()).max())
 
 
-@pytest.mark.parametrize("variant", ["ours_keras_bn", "ours_strided_shortcut", "ours_fused_inference_bn"])
-def test_variants_of_our_net_compute_the_same_function(variant):
+@pytest.mark.parametrize(
+    "variant", ["ours_keras_bn", "ours_strided_shortcut", "ours_fused_inference_bn"]
+)
+def test_variants_of_our_net_agree(variant):
     """Each variant the benchmark times against ours (Keras BN, strided-slice option A shortcut,
     fused-kernel inference BN) gives ours's outputs and gradients in training, and ours's
     outputs in inference, on ours's weights: the comparison is of implementations only."""
@@ -235,7 +273,9 @@ def test_variants_of_our_net_compute_the_same_function(variant):
     ours = keras_resnet.ResNet20(input_shape=(15, 15, 3))  # odd sizes: subsampling rounds up
     rng = np.random.default_rng(0)
     randomize_batch_norm(ours, rng)
-    other = keras.models.clone_model(ours, clone_function=functools.partial(contenders.variant_layer, variant))
+    other = keras.models.clone_model(
+        ours, clone_function=functools.partial(contenders.variant_layer, variant)
+    )
     other.set_weights(ours.get_weights())
     kinds = {type(layer) for layer in other.layers} - {type(layer) for layer in ours.layers}
     assert {kind.__name__ for kind in kinds} == {"ours_keras_bn": {"BatchNormalization"},
@@ -253,7 +293,7 @@ def test_variants_of_our_net_compute_the_same_function(variant):
 
 
 
-def test_channels_first_reference_computes_the_channels_last_function():
+def test_channels_first_reference_agrees():
     """The keras.io-style net in channels_first (the data-format figure) takes the same NHWC
     images and, on the channels_last net's weights, gives its outputs and input gradients in
     training and its outputs in inference, and counts the same multiply-adds."""
@@ -275,14 +315,18 @@ def test_channels_first_reference_computes_the_channels_last_function():
     assert_same_function(*nets, tf.constant(rng.normal(size=(4, 32, 32, 3)), tf.float32))
 
 
-def test_goals_compare_in_the_stated_direction():
+def test_goals_compare_in_stated_direction():
     training = [
         {"net": "resnet50", "impl": impl, "framework": "tensorflow", "precision": "float32",
          "xla": False, "images_per_s": rate, "percent_of_limit": 30.0}
         for impl, rate in (("ours", 5.0), ("reference", 4.0))]
-    result = {"training": training,
-              "trainer": {"overhead_percent": 7.0},
-              "serving": {"rows": [{"impl": "ours", "p50_ms": 80.0}, {"impl": "reference", "p50_ms": 100.0}]}}
+    result = {
+        "training": training,
+        "trainer": {"overhead_percent": 7.0},
+        "serving": {
+            "rows": [{"impl": "ours", "p50_ms": 80.0}, {"impl": "reference", "p50_ms": 100.0}]
+        },
+    }
     goals = {g["key"]: g for g in evaluate_goals(result)}
     assert goals["resnet50_over_applications"]["value"] == pytest.approx(1.25)
     assert goals["resnet50_over_applications"]["met"]
@@ -317,13 +361,15 @@ def test_goals_compare_in_the_stated_direction():
     ("--thread_settings=2x", "--thread_settings: '2x' is not INTERxINTRA"),
     ("--thread_settings=0x0:NOVALUE", "--thread_settings: '0x0:NOVALUE' is not INTERxINTRA"),
 ])
+@pytest.mark.slow
 def test_bad_flags_fail_with_a_clear_error(flag, message):
     result = run(sys.executable, str(BENCHMARK), flag, timeout=120)
     assert result.returncode != 0
     assert message in result.stderr, result.stderr[-2000:]
 
 
-def test_performance_page_is_generated_from_the_json(quick, tmp_path):
+@pytest.mark.slow
+def test_performance_page_comes_from_the_json(quick, tmp_path):
     data, _, path = quick
     text = performance_page(tmp_path, path)
     assert text.startswith("# Performance")
@@ -347,7 +393,8 @@ def test_performance_page_is_generated_from_the_json(quick, tmp_path):
     assert result.returncode == 2 and "not a train_throughput.py result" in result.stderr
 
 
-def test_readme_speed_section_quotes_the_runs_goals(quick):
+@pytest.mark.slow
+def test_readme_quotes_the_runs_goals(quick):
     data, _, path = quick
     result = run_python(str(REPO / "docs" / "make_performance.py"), f"--json={path}", "--readme")
     check(result)
@@ -358,32 +405,50 @@ def test_readme_speed_section_quotes_the_runs_goals(quick):
     assert f"Goals met: {sum(g['met'] for g in data['goals'])} of {len(goals)}." in result.stdout
 
 
-def test_op_profile_sums_traced_op_time_by_type_and_feeds_the_performance_page(quick, tmp_path):
+@pytest.mark.slow
+def test_op_profile_sums_op_time_by_type(quick, tmp_path):
     data, _, path = quick
     profile_path, logdir = tmp_path / "op.json", tmp_path / "trace"
-    result = run(sys.executable, str(REPO / "benchmarks" / "op_profile.py"), "--quick", "--net=resnet20",
-                 "--precision=bfloat16", "--top=100", f"--logdir={logdir}", f"--json={profile_path}")
+    result = run(
+        sys.executable,
+        str(REPO / "benchmarks" / "op_profile.py"),
+        "--quick",
+        "--net=resnet20",
+        "--precision=bfloat16",
+        "--top=100",
+        f"--logdir={logdir}",
+        f"--json={profile_path}",
+    )
     check(result)
     profile = json.loads(profile_path.read_text())
     assert profile["precision"] == "bfloat16" and profile["cpu"]
     assert list(logdir.glob("**/*.xplane.pb")), "the trace TensorBoard opens is left in --logdir"
     types = {r["op_type"]: r for r in profile["ops"]}
     assert any("Conv2D" in name for name in types), types  # the convolutions were traced
-    assert "Cast" in types, types  # mixed bfloat16: float32 weights cast to bfloat16 for the convolutions
+    assert "Cast" in types, (
+        types
+    )  # mixed bfloat16: float32 weights cast to bfloat16 for the convolutions
     assert sum(r["seconds"] for r in profile["ops"]) == pytest.approx(profile["op_seconds_total"])
     assert sum(r["percent"] for r in profile["ops"]) == pytest.approx(100)
     for row in profile["ops"]:
         assert_positive(row["seconds"], row["op_type"])
-    assert f"| {profile['ops'][0]['op_type']} | {profile['ops'][0]['seconds']:.3f} |" in result.stdout
+    assert (
+        f"| {profile['ops'][0]['op_type']} | {profile['ops'][0]['seconds']:.3f} |" in result.stdout
+    )
     text = performance_page(tmp_path, path, **{"op-profile-quick.json": profile_path})
     top = profile["ops"][0]
     assert (f"- Op time of resnet20 (bfloat16) on {profile['cpu']}: {top['op_type']} "
             f"{top['percent']:.0f}%") in text
-    bad = run(sys.executable, str(REPO / "benchmarks" / "op_profile.py"), "--net=resnet7", timeout=120)
+    bad = run(
+        sys.executable, str(REPO / "benchmarks" / "op_profile.py"), "--net=resnet7", timeout=120
+    )
     assert bad.returncode == 2 and "--net=resnet7: unknown" in bad.stderr
 
 
-def test_onednn_kernels_times_each_frameworks_primitives_and_feeds_the_performance_page(quick, tmp_path):
+@pytest.mark.slow
+def test_onednn_kernels_times_primitives(
+    quick, tmp_path
+):
     data, _, path = quick
     kernels_path = tmp_path / "kernels.json"
     result = run(sys.executable, str(REPO / "benchmarks" / "onednn_kernels.py"), "--quick",
@@ -392,7 +457,10 @@ def test_onednn_kernels_times_each_frameworks_primitives_and_feeds_the_performan
     kernels = json.loads(kernels_path.read_text())
     assert kernels["net"] == "resnet20" and kernels["precision"] == "float32" and kernels["cpu"]
     assert (kernels["tf_inter_op_threads"], kernels["tf_intra_op_threads"]) == (1, 0)
-    assert kernels["command"] == f"python benchmarks/onednn_kernels.py --quick --precision=float32 --json={kernels_path}"
+    assert (
+        kernels["command"]
+        == f"python benchmarks/onednn_kernels.py --quick --precision=float32 --json={kernels_path}"
+    )
     frameworks = kernels["frameworks"]
     ours = frameworks["tensorflow"]
     assert ours["onednn"]["version"].startswith("v"), ours["onednn"]
@@ -425,7 +493,9 @@ def test_onednn_kernels_times_each_frameworks_primitives_and_feeds_the_performan
         assert framework["reorders"], name
         for row in framework["reorders"]:
             assert_positive(row["median_ms"], f"{name} reorder {row['shape']}")
-        assert framework["executions_per_step"] > sum(c["per_step"] for c in framework["convolutions"])
+        assert framework["executions_per_step"] > sum(
+            c["per_step"] for c in framework["convolutions"]
+        )
     if torch_available():
         torch = frameworks["torch"]
         assert torch["onednn"]["version"].startswith("v"), torch["onednn"]
@@ -446,11 +516,14 @@ def test_onednn_kernels_times_each_frameworks_primitives_and_feeds_the_performan
     assert (f"- oneDNN kernels of resnet20 (float32): tensorflow {ours['step_ms']:.0f} ms a step, "
             f"{ours['onednn_ms_per_step']:.0f} in {ours['executions_per_step']:.0f} oneDNN "
             "primitives") in text
-    bad = run(sys.executable, str(REPO / "benchmarks" / "onednn_kernels.py"), "--net=resnet7", timeout=120)
+    bad = run(
+        sys.executable, str(REPO / "benchmarks" / "onednn_kernels.py"), "--net=resnet7", timeout=120
+    )
     assert bad.returncode == 2 and "--net=resnet7: unknown" in bad.stderr
 
 
-def test_a_settings_record_gives_its_default_one_line_with_its_ratio(quick, tmp_path):
+@pytest.mark.slow
+def test_settings_record_gives_default_line(quick, tmp_path):
     """The data-format line is computed from its record: here the quick run in its place."""
     data, _, path = quick
     text = performance_page(tmp_path, path, **{"speed-data-format_amx-xeon-2core.json": path})
@@ -462,13 +535,22 @@ def test_a_settings_record_gives_its_default_one_line_with_its_ratio(quick, tmp_
     assert "## Settings run" not in text  # the record's own tables stay in the record
 
 
-def test_gpu_suite_quick_runs_the_jax_path_on_cpu(tmp_path):
+@pytest.mark.slow
+def test_gpu_suite_quick_runs_jax_on_cpu(tmp_path):
     """The GPU suite's --quick mode on the CPU: Keras on JAX, bf16, and the trainer's JAX path."""
     if not FASHION_MNIST.exists():
-        pytest.fail(f"{FASHION_MNIST} missing: install Debian's dataset-fashion-mnist (.ci/run does)")
-    result = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_suite.sh"), "--quick", str(tmp_path)],
-                            check=False, cwd=REPO, env=dict(env(), PYTHON=sys.executable), capture_output=True,
-                            text=True, timeout=900)
+        pytest.fail(
+            f"{FASHION_MNIST} missing: install Debian's dataset-fashion-mnist (.ci/run does)"
+        )
+    result = subprocess.run(
+        ["bash", str(REPO / "benchmarks" / "gpu_suite.sh"), "--quick", str(tmp_path)],
+        check=False,
+        cwd=REPO,
+        env=dict(env(), PYTHON=sys.executable),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     check(result)
     data = json.loads((tmp_path / "train_batch8.json").read_text())
     assert set(data["versions"]) >= {"jax"} and data["settings"]["precisions"] == ["bfloat16"]
@@ -481,7 +563,10 @@ def test_gpu_suite_quick_runs_the_jax_path_on_cpu(tmp_path):
     assert_positive(schedule["train_wall_s"], "schedule wall")
 
 
-def test_bfloat16_accuracy_trains_both_precisions_alike_and_feeds_the_performance_page(quick, tmp_path):
+@pytest.mark.slow
+def test_bfloat16_accuracy_trains_both_alike(
+    quick, tmp_path
+):
     """--quick: one seed, a tiny run per precision through training/cifar10.py; the JSON pairs
     them, and docs/make_performance.py puts its line on the page."""
     data, _, path = quick
@@ -504,5 +589,9 @@ def test_bfloat16_accuracy_trains_both_precisions_alike_and_feeds_the_performanc
     text = performance_page(tmp_path, path, **{"bfloat16-accuracy_amx-xeon.json": accuracy_path})
     assert (f"against float32: {100 * summary['bfloat16']['mean_test_error']:.2f}% against "
             f"{100 * summary['none']['mean_test_error']:.2f}%, ") in text
-    bad = run(sys.executable, str(script), "--seeds=one", f"--json={tmp_path / 'x.json'}", timeout=120)
-    assert bad.returncode == 2 and "--seeds=one: need a comma-separated list of integers" in bad.stderr
+    bad = run(
+        sys.executable, str(script), "--seeds=one", f"--json={tmp_path / 'x.json'}", timeout=120
+    )
+    assert (
+        bad.returncode == 2 and "--seeds=one: need a comma-separated list of integers" in bad.stderr
+    )

@@ -1,4 +1,4 @@
-"""The Bazel BUILD files cover every module, script and test, and their labels resolve (issue 2).
+"""The Bazel BUILD files cover every module, script and test, and their labels resolve.
 
 Bazel cannot fetch its rule sets offline here, so the files are read as what Starlark is, Python
 syntax, with the rules recorded instead of run.
@@ -36,8 +36,8 @@ def read_build_files() -> dict[str, dict]:
         package = "" if package == "." else package
         recorded = []
 
-        def rule(kind):
-            return lambda **kwargs: recorded.append((kind, kwargs))
+        def rule(kind, into=recorded):
+            return lambda **attrs: into.append((kind, attrs))
 
         namespace = {kind: rule(kind) for kind in RULES}
         namespace["load"] = lambda *args: None
@@ -54,7 +54,7 @@ def read_build_files() -> dict[str, dict]:
 TARGETS = read_build_files()
 
 
-def test_build_files_exist_and_declare_targets():
+def test_build_files_declare_targets():
     assert {t["build"].parent for t in TARGETS.values()} >= {REPO / "keras_resnet", REPO / "tests"}
 
 
@@ -65,7 +65,7 @@ def test_every_listed_source_exists():
             assert (target["build"].parent / src).exists(), f"{label} lists missing source {src}"
 
 
-def test_every_python_file_is_covered_by_a_target_of_the_right_kind():
+def test_every_python_file_has_a_target():
     covered = {}
     for target in TARGETS.values():
         for src in target.get("srcs", []):
@@ -95,7 +95,7 @@ def test_every_dep_label_resolves():
             assert resolved in TARGETS, f"{label}: dep {dep!r} resolves to no declared target"
 
 
-def test_scripts_name_their_main_and_tests_have_deps():
+def test_scripts_name_main_tests_have_deps():
     for label, target in TARGETS.items():
         if target["kind"] == "py_binary":
             main = target.get("main", target["srcs"][0] if len(target["srcs"]) == 1 else None)
@@ -107,7 +107,7 @@ def test_scripts_name_their_main_and_tests_have_deps():
 @pytest.mark.parametrize("bad,message", [
     ('py_library(name="x", srcs=["missing.py"])', "missing source"),
 ])
-def test_the_checker_catches_a_missing_source(tmp_path, monkeypatch, bad, message):
+def test_checker_catches_a_missing_source(tmp_path, monkeypatch, bad, message):
     (tmp_path / "BUILD").write_text(bad)
     (tmp_path / "setup.py").write_text("")
     monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)

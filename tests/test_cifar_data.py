@@ -38,7 +38,7 @@ def write_idx(path, array):
         f.write(header + array.astype(np.uint8).tobytes())
 
 
-def test_cifar10_release_pickles_load_as_nhwc(tmp_path):
+def test_cifar10_pickles_load_as_nhwc(tmp_path):
     x_train, y_train, x_test = write_cifar10(tmp_path)
     data = cifar_data.load("cifar10", "files", str(tmp_path))
     assert data.x_train.shape == (30, 32, 32, 3) and data.x_test.shape == (6, 32, 32, 3)
@@ -47,10 +47,13 @@ def test_cifar10_release_pickles_load_as_nhwc(tmp_path):
     np.testing.assert_array_equal(data.x_test, x_test)
     assert data.class_names[:2] == ["class0", "class1"]
     # --data_dir may also name the cifar-10-batches-py folder itself.
-    assert cifar_data.load("cifar10", "files", str(tmp_path / "cifar-10-batches-py")).x_train.shape[0] == 30
+    assert (
+        cifar_data.load("cifar10", "files", str(tmp_path / "cifar-10-batches-py")).x_train.shape[0]
+        == 30
+    )
 
 
-def test_cifar100_release_pickles_use_fine_labels(tmp_path):
+def test_cifar100_pickles_use_fine_labels(tmp_path):
     folder = tmp_path / "cifar-100-python"
     folder.mkdir()
     rng = np.random.default_rng(1)
@@ -67,7 +70,7 @@ def test_cifar100_release_pickles_use_fine_labels(tmp_path):
 def test_fashion_mnist_idx_files_load(tmp_path):
     rng = np.random.default_rng(2)
     x = rng.integers(0, 256, (7, 28, 28), dtype=np.uint8)
-    for split, (images, labels) in cifar_data.FASHION_MNIST_FILES.items():
+    for images, labels in cifar_data.FASHION_MNIST_FILES.values():
         write_idx(tmp_path / images, x)
         write_idx(tmp_path / labels, np.arange(7))
     data = cifar_data.load("fashion_mnist", "files", str(tmp_path))
@@ -77,9 +80,10 @@ def test_fashion_mnist_idx_files_load(tmp_path):
     assert cifar_data.pad_to(data.x_train, 32).shape == (7, 32, 32, 1)
 
 
-def test_debian_fashion_mnist_is_the_default_location():
-    assert os.path.exists(os.path.join(cifar_data.FASHION_MNIST_DIR, "t10k-labels-idx1-ubyte.gz")), \
-        "Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)"
+def test_debian_fashion_mnist_is_default():
+    assert os.path.exists(
+        os.path.join(cifar_data.FASHION_MNIST_DIR, "t10k-labels-idx1-ubyte.gz")
+    ), "Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)"
     data = cifar_data.load("fashion_mnist", "files", None, max_train=100, max_test=50)
     assert data.x_train.shape == (100, 28, 28, 1) and data.x_test.shape == (50, 28, 28, 1)
     assert set(np.unique(cifar_data.load("fashion_mnist", "files").y_test)) == set(range(10))
@@ -113,17 +117,19 @@ def test_tfds_source_reads_tfds_datasets(tmp_path):
             assert data.x_test.shape == (12, *shape) and len(data.class_names) == classes
 
 
-def test_unprepared_tfds_dataset_is_one_clear_error(tmp_path):
+def test_unprepared_tfds_is_one_clear_error(tmp_path):
     pytest.importorskip("tensorflow_datasets")
     with pytest.raises(DataError, match=r"'cifar10' is not in .*cannot be downloaded .*"
                                          r"tfds build cifar10"):
         cifar_data.load("cifar10", "tfds", str(tmp_path))
 
 
-def test_missing_data_names_the_path_and_how_to_get_it(tmp_path):
+def test_missing_data_names_path_and_fix(tmp_path):
     with pytest.raises(DataError, match=r"cifar-10-batches-py does not exist.*cifar\.html"):
         cifar_data.load("cifar10", "files", str(tmp_path))
-    with pytest.raises(DataError, match=r"train-images-idx3-ubyte.gz is missing.*dataset-fashion-mnist"):
+    with pytest.raises(
+        DataError, match=r"train-images-idx3-ubyte.gz is missing.*dataset-fashion-mnist"
+    ):
         cifar_data.load("fashion_mnist", "files", str(tmp_path))
     with pytest.raises(DataError, match=r"train does not exist.*cifar10-jpeg"):
         cifar_data.load("cifar10", "folder", str(tmp_path))
@@ -145,7 +151,7 @@ def test_corrupt_files_are_named(tmp_path):
         cifar_data.load("cifar10", "folder", str(tmp_path))
 
 
-def test_45k_5k_split_and_mean_image_of_the_training_part_only():
+def test_45k_5k_split_mean_of_training_part():
     rng = np.random.default_rng(4)
     x = rng.integers(0, 256, (100, 4, 4, 3), dtype=np.uint8)
     y = np.arange(100)
@@ -159,7 +165,7 @@ def test_45k_5k_split_and_mean_image_of_the_training_part_only():
     assert cifar_data.split_validation(x, y, 0)[2] is None
 
 
-def test_validation_per_class_holds_out_the_same_number_of_images_of_each_class():
+def test_validation_per_class_is_balanced():
     y = np.repeat([0, 1, 2], [30, 50, 20])  # imbalanced classes
     x = np.arange(len(y)).reshape(-1, 1, 1, 1)
     x_train, y_train, x_val, y_val = cifar_data.split_validation_per_class(x, y, 5)
@@ -189,7 +195,7 @@ def _check_crops(images, augmented):
 
 
 @pytest.mark.parametrize("backend", ["numpy", "tensorflow"])
-def test_augmentation_is_a_4_pixel_padded_random_crop_and_flip(backend):
+def test_augmentation_is_pad4_crop_and_flip(backend):
     rng = np.random.default_rng(5)
     images = rng.integers(1, 256, (64, 32, 32, 3), dtype=np.uint8)  # no zeros: padding shows
     if backend == "numpy":
@@ -206,7 +212,7 @@ def test_augmentation_is_a_4_pixel_padded_random_crop_and_flip(backend):
 
 
 @pytest.mark.parametrize("backend", ["numpy", "tensorflow"])
-def test_augmentation_border_is_zero_after_mean_subtraction(backend):
+def test_border_is_zero_after_mean_subtraction(backend):
     """With `fill` = the mean image, every border pixel of a crop (flipped or not) is the mean at
     its output position, so the model's SubtractMean makes it 0; the rest is the image's crop."""
     rng = np.random.default_rng(8)
@@ -238,14 +244,14 @@ def test_augmentation_border_is_zero_after_mean_subtraction(backend):
     assert borders > 0, "some crops reach into the border"
 
 
-def test_border_fill_is_the_mean_for_cifar_and_black_for_fashion_mnist():
+def test_border_fill_is_mean_or_black():
     mean = np.full((32, 32, 3), 120.0, np.float32)
     assert cifar_data.border_fill("cifar10", mean) is mean
     assert cifar_data.border_fill("cifar100", mean) is mean
     assert cifar_data.border_fill("fashion_mnist", mean) is None
 
 
-def test_batch_order_is_a_pure_function_of_the_step():
+def test_batch_order_depends_on_step_only():
     full = cifar_data.batch_indices(100, 16, seed=3, first_step=0, num_steps=25)
     for epoch in range(4):  # each epoch of the stream is a permutation
         assert sorted(full.reshape(-1)[epoch * 100:(epoch + 1) * 100].tolist()) == list(range(100))
@@ -253,7 +259,7 @@ def test_batch_order_is_a_pure_function_of_the_step():
     assert not np.array_equal(cifar_data.batch_indices(100, 16, 4, 0, 25), full)
 
 
-def test_tf_and_numpy_pipelines_yield_the_batches_of_the_requested_steps():
+def test_tf_and_numpy_pipelines_agree():
     tf = pytest.importorskip("tensorflow")
     rng = np.random.default_rng(6)
     x = rng.integers(0, 256, (50, 32, 32, 3), dtype=np.uint8)
@@ -272,7 +278,7 @@ def test_tf_and_numpy_pipelines_yield_the_batches_of_the_requested_steps():
     del tf
 
 
-def test_trainer_pipelines_run_without_the_autotuner_and_keep_every_example():
+def test_pipelines_skip_autotuner_keep_examples():
     """The training and evaluation pipelines turn tf.data's autotuner off (its thread held up the
     end of every fit / evaluate: docs/performance.md); evaluation still yields every example once,
     in order, the last batch partial."""

@@ -36,7 +36,8 @@ def _require_fashion_mnist():
                     f"(.ci/run does)")
 
 
-def test_resnet20_learns_real_fashion_mnist_and_writes_the_model_dir_contract(tmp_path):
+@pytest.mark.slow
+def test_resnet20_learns_fashion_mnist(tmp_path):
     _require_fashion_mnist()
     import keras
 
@@ -70,7 +71,9 @@ def test_resnet20_learns_real_fashion_mnist_and_writes_the_model_dir_contract(tm
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [1, 2]  # 5500 // 64 = 85 steps per epoch
     assert [int(r["step"]) for r in rows] == [85, 150]
-    assert float(rows[0]["lr"]) == pytest.approx(0.02) and float(rows[1]["lr"]) == pytest.approx(0.0002)
+    assert float(rows[0]["lr"]) == pytest.approx(0.02) and float(rows[1]["lr"]) == pytest.approx(
+        0.0002
+    )
     assert all(r["train_error"] and r["val_error"] and r["test_error"] for r in rows)
     assert float(rows[-1]["test_error"]) == pytest.approx(results["test_error"], abs=1e-6)
     tags = _tensorboard_tags(model_dir / "logs")
@@ -101,7 +104,9 @@ def _tensorboard_tags(log_dir: Path) -> dict:
 
     tags, graph = {}, False
     for run in ("train", "validation", "iterations"):
-        accumulator = event_accumulator.EventAccumulator(str(log_dir / run), size_guidance={"tensors": 0})
+        accumulator = event_accumulator.EventAccumulator(
+            str(log_dir / run), size_guidance={"tensors": 0}
+        )
         accumulator.Reload()
         tags[run] = set(accumulator.Tags()["tensors"]) | set(accumulator.Tags()["scalars"])
         graph = graph or accumulator.Tags()["graph"]
@@ -122,7 +127,8 @@ def cifar10_jpeg_subset(tmp_path_factory) -> Path:
     return root / "cifar10-jpeg"
 
 
-def test_resnet20_learns_cifar10_jpeg_through_the_folder_source(tmp_path, cifar10_jpeg_subset):
+@pytest.mark.slow
+def test_resnet20_learns_cifar10_jpeg_folder(tmp_path, cifar10_jpeg_subset):
     model_dir = tmp_path / "cifar"
     result = helpers.run("--dataset=cifar10", "--data_source=folder",
                          f"--data_dir={cifar10_jpeg_subset}", f"--model_dir={model_dir}",
@@ -154,7 +160,8 @@ def _sixteen_step_epochs(model_dir: Path, *extra: str) -> list[str]:
         "--validation_size=64", "--batch_size=32", "--keep_checkpoints=100", *extra)
 
 
-def test_kill_9_mid_epoch_then_rerun_resumes_to_the_same_final_step(tmp_path):
+@pytest.mark.slow
+def test_kill_9_then_rerun_resumes(tmp_path):
     _require_fashion_mnist()
     model_dir = tmp_path / "killed"
     args = _sixteen_step_epochs(model_dir, "--train_steps=40", "--checkpoint_steps=5")
@@ -206,7 +213,8 @@ def _optimizer_iterations(checkpoint: Path) -> int:
         return int(f["optimizer/vars/0"][()])
 
 
-def test_steps_per_execution_trains_exactly_the_steps_it_counts_and_resumes(tmp_path):
+@pytest.mark.slow
+def test_steps_per_execution_counts_and_resumes(tmp_path):
     """4 steps per compiled call: epochs end where the data's do, the counted step is the
     optimizer's update count, and a resumed run goes on from it."""
     _require_fashion_mnist()
@@ -226,16 +234,21 @@ def test_steps_per_execution_trains_exactly_the_steps_it_counts_and_resumes(tmp_
     assert _optimizer_iterations(model_dir / "checkpoints" / "ckpt-00000048.weights.h5") == 48
 
 
-def test_steps_per_execution_that_does_not_divide_the_epochs_is_one_line_listing_the_divisors(tmp_path):
+@pytest.mark.slow
+def test_steps_per_execution_must_divide(
+    tmp_path,
+):
     _require_fashion_mnist()
     result = helpers.run(*helpers.fashion_mnist_args(
         tmp_path / "spe3", "--max_train_examples=576", "--validation_size=64", "--batch_size=32",
         "--train_steps=40", "--steps_per_execution=3"), timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        "error: --steps_per_execution=3 does not divide the steps per epoch (16) and the run's total "
-        "steps (40): Keras runs 3 steps per call whatever is left of an epoch. Values that divide 16, "
-        "40: 1, 2, 4, 8.")
+        "error: --steps_per_execution=3 does not divide the steps per epoch (16) and the run's "
+        "total steps (40): Keras runs 3 steps per call whatever is left of an epoch. "
+        "Values that divide 16, "
+        "40: 1, 2, 4, 8."
+    )
     assert "Traceback" not in result.stderr and not (tmp_path / "spe3" / "checkpoints").exists()
     # a run started at another setting resumes only from a step the new one divides
     with pytest.raises(trainer.UsageError, match=r"does not divide the step it resumes from \(6\)"):
@@ -257,7 +270,8 @@ for bad in sys.argv[2:]:
 """
 
 
-def test_unknown_model_dataset_or_strategy_is_a_flag_error_listing_the_choices():
+@pytest.mark.slow
+def test_unknown_choice_is_a_flag_error():
     """The script's real absl flags, parsed in one process (as `app.run` parses them)."""
     import subprocess
     import sys
@@ -277,16 +291,21 @@ def test_unknown_model_dataset_or_strategy_is_a_flag_error_listing_the_choices()
     assert lines[4] == "accepted --model=resnet110"
 
 
-def test_missing_data_is_one_line_naming_the_path(tmp_path):
+@pytest.mark.slow
+def test_missing_data_is_one_line_naming_path(tmp_path):
     result = helpers.run(f"--model_dir={tmp_path / 'run'}", "--dataset=cifar10",
                          f"--data_dir={tmp_path}", timeout=120)
     assert result.returncode == 2
     error = result.stderr.strip().splitlines()[-1]
-    assert error.startswith("error: Data not found:") and str(tmp_path / "cifar-10-batches-py") in error
+    assert (
+        error.startswith("error: Data not found:")
+        and str(tmp_path / "cifar-10-batches-py") in error
+    )
     assert "Traceback" not in result.stderr
 
 
-def test_jax_backend_with_tensorflow_installed_trains_logs_and_resumes(tmp_path):
+@pytest.mark.slow
+def test_jax_backend_trains_and_resumes(tmp_path):
     """KERAS_BACKEND=jax with TensorFlow importable: TensorBoard scalars are written (no graph:
     that needs tf.function), a rerun with more steps resumes from the checkpoint, and
     --label_smoothing trains under JAX and reaches results.json."""
@@ -315,7 +334,7 @@ def test_jax_backend_with_tensorflow_installed_trains_logs_and_resumes(tmp_path)
     assert {"loss", "lr", "train_error"} <= tags["iterations"] and not tags["graph"]
 
 
-def test_label_smoothing_loss_equals_the_smoothed_cross_entropy_formula():
+def test_label_smoothing_loss_matches_formula():
     """(1 - e) * (-log p_y) + e * mean_k(-log p_k), averaged over the batch, on probabilities."""
     from keras_resnet.training import trainer
 
@@ -336,7 +355,8 @@ def test_label_smoothing_loss_equals_the_smoothed_cross_entropy_formula():
             trainer.training_loss(bad)
 
 
-def test_label_smoothing_outside_0_1_is_a_flag_error():
+@pytest.mark.slow
+def test_label_smoothing_outside_0_1_is_refused():
     import subprocess
     import sys
 
@@ -353,7 +373,7 @@ def test_label_smoothing_outside_0_1_is_a_flag_error():
     assert lines[2] == "accepted --label_smoothing=0.1"
 
 
-def test_ram_filesystem_model_dir_trains_writes_the_contract_and_resumes():
+def test_ram_model_dir_trains_and_resumes():
     """A non-local model_dir (TensorFlow's in-memory ram://, through tf.io.gfile as gs:// would
     go): checkpoints, metrics.csv, JSON files, logs and model.keras are written there, and a
     second run() in the same process (ram:// lives in the process) resumes from its checkpoint."""
@@ -395,7 +415,8 @@ def test_ram_filesystem_model_dir_trains_writes_the_contract_and_resumes():
         assert not [n for n in files.list_dir(directory) if ".tmp-" in n]
 
 
-def test_validation_size_and_validation_per_class_together_is_a_one_line_error(tmp_path):
+@pytest.mark.slow
+def test_two_validation_flags_are_refused(tmp_path):
     _require_fashion_mnist()
     result = helpers.run(*helpers.fashion_mnist_args(
         tmp_path / "run", "--max_train_examples=100", "--validation_size=10",
@@ -405,7 +426,8 @@ def test_validation_size_and_validation_per_class_together_is_a_one_line_error(t
         "error: --validation_size=10 and --validation_per_class=1: give one of them.")
 
 
-def test_train_on_all_trains_on_every_training_image_and_refuses_a_validation_split(tmp_path):
+@pytest.mark.slow
+def test_train_on_all_uses_every_image(tmp_path):
     _require_fashion_mnist()
     model_dir = tmp_path / "all"
     helpers.check(helpers.run(*helpers.fashion_mnist_args(
@@ -420,10 +442,14 @@ def test_train_on_all_trains_on_every_training_image_and_refuses_a_validation_sp
         result = helpers.run(*helpers.fashion_mnist_args(
             tmp_path / "bad", "--max_train_examples=256", "--train_on_all", split), timeout=120)
         assert result.returncode == 2
-        assert result.stderr.strip().splitlines()[-1] == f"error: --train_on_all and {split}: give one of them."
+        assert (
+            result.stderr.strip().splitlines()[-1]
+            == f"error: --train_on_all and {split}: give one of them."
+        )
 
 
-def test_lr_boundaries_that_do_not_increase_are_a_one_line_error(tmp_path):
+@pytest.mark.slow
+def test_non_increasing_lr_boundaries_refused(tmp_path):
     _require_fashion_mnist()
     result = helpers.run(*helpers.fashion_mnist_args(
         tmp_path / "run", "--max_train_examples=256", "--validation_size=32",
@@ -432,7 +458,8 @@ def test_lr_boundaries_that_do_not_increase_are_a_one_line_error(tmp_path):
     assert result.stderr.strip().splitlines()[-1] == "error: --lr_boundaries=48,32: must increase."
 
 
-def test_validation_per_class_run_holds_out_that_many_images_per_class(tmp_path):
+@pytest.mark.slow
+def test_validation_per_class_run_holds_out(tmp_path):
     _require_fashion_mnist()
     model_dir = tmp_path / "run"
     result = helpers.run(*helpers.fashion_mnist_args(
@@ -459,7 +486,7 @@ AVX2_FLAGS = frozenset({"avx2", "fma"})
     ("none", "default", ["/device:CPU:0"], AMX_FLAGS, "none"),
     ("float16", "mirrored", ["/device:GPU:0"], AVX2_FLAGS, "float16"),
 ])
-def test_auto_precision_is_bfloat16_on_tpus_and_bfloat16_cpus_and_float32_elsewhere(
+def test_auto_precision_follows_the_hardware(
         mode, strategy, devices, cpu_flags, expected):
     from keras_resnet.training import distribute, precision
 
@@ -467,14 +494,14 @@ def test_auto_precision_is_bfloat16_on_tpus_and_bfloat16_cpus_and_float32_elsewh
     assert precision.resolve_mixed_precision(mode, distribution, cpu_flags) == expected
 
 
-def test_an_unknown_precision_is_an_error_listing_the_choices():
+def test_unknown_precision_lists_the_choices():
     from keras_resnet.training import distribute, errors, precision
 
     with pytest.raises(errors.UsageError, match="'bf16'; allowed: auto, none, bfloat16, float16"):
         precision.resolve_mixed_precision("bf16", distribute.Distribution("default"))
 
 
-def test_a_run_records_its_precision_and_a_resumed_auto_run_keeps_it(tmp_path):
+def test_run_records_and_keeps_its_precision(tmp_path):
     """Started in bfloat16, the run's model.keras computes in bfloat16 and results.json says so;
     resumed with `auto` it stays in bfloat16 on any machine (metadata.json recorded it)."""
     import keras

@@ -25,7 +25,7 @@ def _losses(model_dir: Path) -> list[float]:
         return [float(row["loss"]) for row in csv.DictReader(f)]
 
 
-def test_global_batch_must_divide_over_replicas():
+def test_global_batch_divides_over_replicas():
     assert distribute.check_global_batch(128, 4, "mirrored") == 32
     with pytest.raises(distribute.DistributionError,
                        match=r"--batch_size=130 does not divide over the 4 replicas of "
@@ -33,25 +33,34 @@ def test_global_batch_must_divide_over_replicas():
         distribute.check_global_batch(130, 4, "mirrored")
 
 
-def test_num_gpus_beyond_the_visible_gpus_or_device_counts_off_mirrored_are_clear_errors():
+def test_bad_device_counts_are_clear_errors():
     import tensorflow as tf
     visible = len(tf.config.list_logical_devices("GPU"))
     with pytest.raises(distribute.DistributionError,
                        match=rf"--num_gpus={visible + 1}, but only {visible} GPU\(s\) are visible"):
         distribute.get_distribution("mirrored", num_gpus=visible + 1)
-    with pytest.raises(distribute.DistributionError,
-                       match=r"--num_gpus=1: for --strategy=mirrored only, not --strategy=one_device"):
+    with pytest.raises(
+        distribute.DistributionError,
+        match=r"--num_gpus=1: for --strategy=mirrored only, not --strategy=one_device",
+    ):
         distribute.get_distribution("one_device", num_gpus=1)
-    with pytest.raises(distribute.DistributionError,
-                       match=r"--num_cpu_devices=2: for --strategy=mirrored only, not --strategy=default"):
+    with pytest.raises(
+        distribute.DistributionError,
+        match=r"--num_cpu_devices=2: for --strategy=mirrored only, not --strategy=default",
+    ):
         distribute.get_distribution("default", num_cpu_devices=2)
 
 
-def test_mirrored_over_2_cpu_devices_follows_the_single_device_loss_trajectory(tmp_path):
+@pytest.mark.slow
+def test_mirrored_on_2_cpus_matches_one_device(tmp_path):
     single = helpers.run(*helpers.fashion_mnist_args(tmp_path / "single", *SMALL_RUN), timeout=300)
     helpers.check(single)
-    mirrored = helpers.run(*helpers.fashion_mnist_args(
-        tmp_path / "mirrored", *SMALL_RUN, "--strategy=mirrored", "--num_cpu_devices=2"), timeout=300)
+    mirrored = helpers.run(
+        *helpers.fashion_mnist_args(
+            tmp_path / "mirrored", *SMALL_RUN, "--strategy=mirrored", "--num_cpu_devices=2"
+        ),
+        timeout=300,
+    )
     helpers.check(mirrored)
     results = helpers.results(tmp_path / "mirrored")
     assert results["distribution"]["num_replicas"] == 2 and results["steps"] == 12
@@ -63,7 +72,8 @@ def test_mirrored_over_2_cpu_devices_follows_the_single_device_loss_trajectory(t
     assert single_losses[0] > single_losses[-1]
 
 
-def test_label_smoothing_trains_under_mirrored_and_reaches_results_json(tmp_path):
+@pytest.mark.slow
+def test_label_smoothing_trains_under_mirrored(tmp_path):
     result = helpers.run(*helpers.fashion_mnist_args(
         tmp_path, *SMALL_RUN, "--train_steps=4", "--strategy=mirrored", "--num_cpu_devices=2",
         "--label_smoothing=0.2"), timeout=300)
@@ -74,7 +84,8 @@ def test_label_smoothing_trains_under_mirrored_and_reaches_results_json(tmp_path
     assert np.isfinite(_losses(tmp_path)).all() and np.isfinite(results["test_loss"])
 
 
-def test_batch_not_dividing_over_2_replicas_is_a_clear_error(tmp_path):
+@pytest.mark.slow
+def test_batch_not_dividing_is_a_clear_error(tmp_path):
     result = helpers.run(*helpers.fashion_mnist_args(tmp_path, "--strategy=mirrored",
                                                      "--num_cpu_devices=2", "--batch_size=33"))
     assert result.returncode == 2
@@ -82,7 +93,8 @@ def test_batch_not_dividing_over_2_replicas_is_a_clear_error(tmp_path):
         "error: --batch_size=33 does not divide over the 2 replicas of --strategy=mirrored")
 
 
-def test_multi_worker_mirrored_two_local_workers_end_with_identical_weights(tmp_path):
+@pytest.mark.slow
+def test_two_workers_end_with_same_weights(tmp_path):
     import keras
 
     ports = helpers.free_ports(2)
@@ -116,10 +128,12 @@ def test_multi_worker_mirrored_two_local_workers_end_with_identical_weights(tmp_
     assert len(chief_weights) == len(other_weights)
     for a, b in zip(chief_weights, other_weights):
         np.testing.assert_array_equal(a, b)
-    assert (model_dir / "checkpoints").is_dir() and not (model_dir / "worker-1" / "metadata.json").exists()
+    assert (model_dir / "checkpoints").is_dir() and not (
+        model_dir / "worker-1" / "metadata.json"
+    ).exists()
 
 
-def test_tpu_flag_reaches_the_resolver_and_no_tpu_is_a_clear_error():
+def test_tpu_flag_reaches_the_resolver():
     port = helpers.free_ports(1)[0]
     address = f"grpc://127.0.0.1:{port}"
     assert distribute.tpu_resolver(address).master() == address
@@ -129,7 +143,8 @@ def test_tpu_flag_reaches_the_resolver_and_no_tpu_is_a_clear_error():
         distribute.tpu_resolver("")
 
 
-def test_tpu_strategy_without_a_tpu_exits_with_one_line(tmp_path):
+@pytest.mark.slow
+def test_tpu_strategy_without_tpu_is_one_line(tmp_path):
     """--tpu=local goes through TPUClusterResolver, connect and TPU-system initialization (in
     its own process: connecting changes TensorFlow's global context)."""
     result = helpers.run(f"--model_dir={tmp_path}", "--strategy=tpu", "--tpu=local", timeout=120)
@@ -145,7 +160,8 @@ JAX_RUNNER = (
 )
 
 
-def test_jax_backend_trains_data_parallel_without_tensorflow(tmp_path):
+@pytest.mark.slow
+def test_jax_trains_data_parallel_without_tf(tmp_path):
     """KERAS_BACKEND=jax, TensorFlow made unimportable in the process, numpy input, and
     keras.distribution.DataParallel over 2 CPU devices (the one-device path is the same
     without the distribution)."""
@@ -153,9 +169,14 @@ def test_jax_backend_trains_data_parallel_without_tensorflow(tmp_path):
     model_dir = tmp_path / "jax"
     args = helpers.fashion_mnist_args(model_dir, *SMALL_RUN, "--train_steps=6",
                                       "--strategy=mirrored", "--num_cpu_devices=2")
-    result = subprocess.run([sys.executable, "-c", JAX_RUNNER, str(helpers.SCRIPT), "--verbose=2", *args],
-                            cwd=helpers.REPO, env=helpers.env(KERAS_BACKEND="jax"),
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", JAX_RUNNER, str(helpers.SCRIPT), "--verbose=2", *args],
+        cwd=helpers.REPO,
+        env=helpers.env(KERAS_BACKEND="jax"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     helpers.check(result)
     results = helpers.results(model_dir)
     assert results["steps"] == 6 and results["hardware"]["backend"] == "jax"

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -23,6 +25,7 @@ def run(*command: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_readme_network_table_is_up_to_date():
     generator = load_generator()
     readme = (REPO / "README.md").read_text()
@@ -30,7 +33,7 @@ def test_readme_network_table_is_up_to_date():
         "README table is stale: run python docs/model_table.py --write"
 
 
-def test_performance_page_is_regenerated_from_the_records(tmp_path):
+def test_performance_page_is_up_to_date(tmp_path):
     out = tmp_path / "performance.md"
     result = run("docs/make_performance.py", f"--out={out}")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -38,13 +41,13 @@ def test_performance_page_is_regenerated_from_the_records(tmp_path):
         "docs/performance.md is stale: run python docs/make_performance.py"
 
 
-def test_performance_page_fits_on_a_few_screens():
+def test_performance_page_fits_a_few_screens():
     page = (REPO / "docs" / "performance.md").read_text()
     assert len(page.splitlines()) <= 200
     assert page.count("### Matrix-multiply limit") == 0  # one sentence, not a table per run
 
 
-def test_start_of_training_page_is_regenerated_from_its_record(tmp_path):
+def test_start_of_training_page_is_up_to_date(tmp_path):
     out = tmp_path / "start_of_training.md"
     result = run("benchmarks/torch_start_of_training.py",
                  "--page_from=results/benchmarks/start-of-training_x86-2core.json",

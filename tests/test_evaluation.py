@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from imagenet_helpers import jpeg, photo
 
 import keras_resnet
+from imagenet_helpers import jpeg, photo
 from keras_resnet.layers import SubtractMean
 from keras_resnet.training import evaluation
 from keras_resnet.training import imagenet_input as ii
@@ -30,7 +30,7 @@ def small_model(size, classes: int = 5, mean=(100.0, 110.0, 120.0)) -> keras.Mod
     return keras.Model(inputs, outputs)
 
 
-def test_ten_crops_are_four_corners_centre_and_their_flips():
+def test_ten_crops_are_corners_centre_flips():
     image = coordinate_image(10, 13)
     crops = evaluation.ten_crops(tf.constant(image), 6).numpy()
     corners = [(2, 3), (0, 0), (0, 7), (4, 0), (4, 7)]  # centre, TL, TR, BL, BR of a 10x13 image
@@ -42,7 +42,7 @@ def test_ten_crops_are_four_corners_centre_and_their_flips():
     assert len({c.tobytes() for c in crops}) == 10
 
 
-def test_ten_crop_scores_average_the_softmax_of_the_ten_crops():
+def test_ten_crop_averages_the_softmax():
     size = 32
     model = small_model(size)
     photos = [photo("astronaut"), photo("rocket")]
@@ -62,7 +62,7 @@ def test_ten_crop_scores_average_the_softmax_of_the_ten_crops():
         np.testing.assert_allclose(got.sum(), 1.0, rtol=1e-5)
 
 
-def test_multiscale_runs_the_same_weights_at_every_scale():
+def test_multiscale_shares_weights_over_scales():
     size, classes = 64, 4
     mean_image = np.random.default_rng(0).uniform(80, 160, (size, size, 3)).astype(np.float32)
     inputs = keras.Input((size, size, 3))
@@ -102,7 +102,7 @@ def test_multiscale_runs_the_same_weights_at_every_scale():
     assert not np.allclose(per_scale[scales[0]], per_scale[scales[-1]], atol=1e-4)
 
 
-def test_multiscale_at_the_training_size_matches_the_model_on_a_square_image():
+def test_multiscale_at_train_size_matches():
     size = 32
     model = small_model(size)
     square = photo("astronaut")  # 512 x 512: at shorter side 32 the whole image is the model input
@@ -113,7 +113,7 @@ def test_multiscale_at_the_training_size_matches_the_model_on_a_square_image():
                                rtol=1e-5, atol=1e-6)
 
 
-def test_center_crop_scores_run_the_model_on_the_1crop_view():
+def test_center_crop_runs_on_the_1crop_view():
     size = 32
     model = small_model(size)
     encoded = jpeg(photo("coffee"))
@@ -124,7 +124,7 @@ def test_center_crop_scores_run_the_model_on_the_1crop_view():
     assert list(labels) == [4]
 
 
-def test_top_k_errors_count_labels_outside_the_k_best_scores():
+def test_top_k_errors_count_labels_outside():
     scores = np.array([
         [0.9, 0.05, 0.02, 0.01, 0.01, 0.01],  # label 0: rank 0
         [0.1, 0.3, 0.2, 0.15, 0.15, 0.1],     # label 2: rank 1
@@ -135,7 +135,7 @@ def test_top_k_errors_count_labels_outside_the_k_best_scores():
     assert result == {"top1_error": 0.75, "top5_error": 0.25, "images": 4}
 
 
-def test_unknown_mode_names_the_allowed_modes():
+def test_unknown_mode_names_allowed_modes():
     model = small_model(32)
     examples = tf.data.Dataset.from_tensor_slices(([jpeg(photo("coffee"))], [0]))
     with pytest.raises(ValueError, match=r"--modes=5crop: unknown or empty \['5crop'\]; "
@@ -143,7 +143,7 @@ def test_unknown_mode_names_the_allowed_modes():
         evaluation.evaluate(model, examples, 32, modes=["5crop"])
 
 
-def test_model_without_subtract_mean_is_rejected_for_multiscale():
+def test_multiscale_needs_subtract_mean():
     inputs = keras.Input((32, 32, 3))
     model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(
         keras.layers.GlobalAveragePooling2D()(inputs)))

@@ -1,4 +1,4 @@
-"""Export to TF Serving SavedModels (issue 5), checked with TensorFlow's own SavedModel loader.
+"""Export to TF Serving SavedModels, checked with TensorFlow's own SavedModel loader.
 
 Models: a ResNet-20 trained briefly on the CIFAR-10 JPEG copy (in-process helper), a ResNet-20
 trained on Fashion-MNIST by the real CIFAR trainer and exported by the real export script, an
@@ -211,7 +211,8 @@ def fashion(tmp_path_factory):
     assert exported.returncode == 0, exported.stderr[-3000:]
     model, metadata = export.load_model_dir(model_dir)
     # The served net computes in float32 whatever the trainer's precision (`auto`: bfloat16 on
-    # CPUs with AMX or AVX512-BF16): the Keras side of the comparisons is the same weights in float32.
+    # CPUs with AMX or AVX512-BF16): the Keras side of the comparisons is the same weights in
+    # float32.
     return SimpleNamespace(model=export.float32_copy(model), metadata=metadata,
                            version_dir=export_base / "1",
                            stdout=exported.stdout, saved_models=export_base.parent,
@@ -226,7 +227,8 @@ def fashion(tmp_path_factory):
     ("cifar", 10, "(-1, 32, 32, 3)"),
     ("resnet18", 1000, "(-1, 64, 64, 3)"),
 ])
-def test_saved_model_cli_lists_both_signatures_with_dtypes_and_shapes(
+@pytest.mark.slow
+def test_saved_model_cli_lists_signatures(
         request, name, classes, input_shape):
     listing = signature_listing(request.getfixturevalue(name).version_dir)
     expected = {
@@ -246,7 +248,7 @@ def test_saved_model_cli_lists_both_signatures_with_dtypes_and_shapes(
     assert set(listing) - {"__saved_model_init_op"} == {"serving_default", "predict_images"}
 
 
-def test_serving_default_on_real_jpeg_files_equals_keras_on_decoded_pixels(cifar, cifar_files):
+def test_serving_jpeg_equals_keras(cifar, cifar_files):
     files = cifar_files["test"][0][::10]
     pixels = np.stack([decode(f) for f in files]).astype("float32")  # 32x32: no resizing
     expected = cifar.model.predict(pixels, verbose=0)
@@ -260,7 +262,7 @@ def test_serving_default_on_real_jpeg_files_equals_keras_on_decoded_pixels(cifar
         [[CIFAR10_CLASSES[c] for c in row] for row in top]
 
 
-def test_serving_default_on_png_photographs_equals_keras_on_1crop_pixels(cifar):
+def test_serving_png_equals_keras_1crop(cifar):
     images = [encode(photo(n), "PNG") for n in PHOTOS] + [encode(skimage.data.camera(), "PNG")]
     pixels = np.stack([
         export.preprocess_for_eval(tf.constant(image), (32, 32), 3, None).numpy()
@@ -271,7 +273,7 @@ def test_serving_default_on_png_photographs_equals_keras_on_1crop_pixels(cifar):
                                rtol=0, atol=TOLERANCE)
 
 
-def test_resnet18_serving_default_on_jpeg_photographs_equals_keras_on_center_view(resnet18):
+def test_resnet18_serving_equals_keras(resnet18):
     images = [encode(photo(n), "JPEG", quality=90) for n in PHOTOS]
     assert resnet18.metadata["eval_resize"] == imagenet_input.eval_resize(64) == 73
     pixels = np.stack([imagenet_input.center_view(tf.constant(i), 64, 73).numpy() for i in images])
@@ -289,7 +291,7 @@ def test_resnet18_serving_default_on_jpeg_photographs_equals_keras_on_center_vie
 
 
 @pytest.mark.parametrize("name", ["cifar", "resnet18"])
-def test_predict_images_equals_keras_on_the_same_pixels(request, name):
+def test_predict_images_equals_keras(request, name):
     exported = request.getfixturevalue(name)
     height, width = exported.metadata["image_size"]
     images = np.random.default_rng(0).uniform(0, 255, (3, height, width, 3)).astype("float32")
@@ -298,7 +300,8 @@ def test_predict_images_equals_keras_on_the_same_pixels(request, name):
                                exported.model.predict(images, verbose=0), rtol=0, atol=TOLERANCE)
 
 
-def test_trainer_fashion_model_serves_png_bmp_gif_jpeg_like_its_padded_test_pixels(fashion):
+@pytest.mark.slow
+def test_fashion_model_serves_image_formats(fashion):
     assert fashion.metadata["image_size"] == [32, 32] and fashion.metadata["channels"] == 1
     assert fashion.metadata["padded_from"] == [28, 28]
     images, labels = read_fashion_test(200)
@@ -322,7 +325,8 @@ def test_trainer_fashion_model_serves_png_bmp_gif_jpeg_like_its_padded_test_pixe
     assert accuracy > 0.2, f"served accuracy {accuracy:.2f} after 40 training steps (chance 0.1)"
 
 
-def test_trainer_fashion_model_without_padding_serves_28x28_png_like_keras(tmp_path):
+@pytest.mark.slow
+def test_unpadded_fashion_model_serves_28x28(tmp_path):
     """--nopad_to_32: metadata.json records no padding and the export feeds 28x28 as they are."""
     model_dir = tmp_path / "run"
     trained = run_python(["training/cifar10.py", "--model=resnet20", "--dataset=fashion_mnist",
@@ -348,11 +352,12 @@ def test_trainer_fashion_model_without_padding_serves_28x28_png_like_keras(tmp_p
     ({"dataset": "fashion_mnist", "image_size": [28, 28]}, None),
     ({"dataset": "cifar10", "image_size": [32, 32]}, None),
 ])
-def test_padding_comes_from_metadata_padded_from_else_the_legacy_table(metadata, expected):
+def test_padding_comes_from_metadata(metadata, expected):
     assert export.padded_from_metadata(metadata) == expected
 
 
-def test_export_script_reports_the_version_and_writes_models_config(fashion):
+@pytest.mark.slow
+def test_export_script_reports_the_version(fashion):
     assert f"Exported resnet20 to {fashion.version_dir}" in fashion.stdout
     config = model_server_config_pb2.ModelServerConfig()
     text_format.Parse((fashion.saved_models / "models.config").read_text(), config)
@@ -364,7 +369,7 @@ def test_export_script_reports_the_version_and_writes_models_config(fashion):
 # Clients and warm-up
 
 
-def test_rest_body_from_client_decoded_as_tf_serving_gives_the_right_classes(cifar, cifar_files,
+def test_rest_body_gives_the_right_classes(cifar, cifar_files,
                                                                             tmp_path):
     client = load_client()
     files, labels = cifar_files["test"]
@@ -385,7 +390,7 @@ def test_rest_body_from_client_decoded_as_tf_serving_gives_the_right_classes(cif
     assert accuracy > 0.18, f"served accuracy {accuracy:.2f} on 300 test files (chance 0.1)"
 
 
-def test_grpc_request_from_client_runs_through_the_signature(cifar, cifar_files):
+def test_grpc_request_runs_the_signature(cifar, cifar_files):
     client = load_client()
     files = cifar_files["test"][0][:4]
     request = client.grpc_predict_request("resnet20_cifar10", files)
@@ -395,8 +400,9 @@ def test_grpc_request_from_client_runs_through_the_signature(cifar, cifar_files)
                                serve(cifar.loaded, files)["probabilities"], rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("name", ["cifar", "fashion"])
-def test_warmup_file_parses_as_prediction_log_and_runs_through_the_signature(request, name):
+# "fashion" is the model that training/cifar10.py trains and training/export.py exports.
+@pytest.mark.parametrize("name", ["cifar", pytest.param("fashion", marks=pytest.mark.slow)])
+def test_warmup_file_runs_the_signature(request, name):
     exported = request.getfixturevalue(name)
     path = exported.version_dir / "assets.extra" / "tf_serving_warmup_requests"
     records = list(tf.data.TFRecordDataset(str(path)).as_numpy_iterator())
@@ -458,7 +464,7 @@ def bad_images(cifar_files) -> dict[str, tuple[bytes, str]]:
 
 @pytest.mark.parametrize("case", ["empty", "text", "truncated_jpeg", "corrupt_png", "huge_png",
                                   "huge_bmp", "huge_jpeg", "huge_gif"])
-def test_bad_image_fails_with_invalid_argument_naming_the_problem(cifar, cifar_files, bad_images,
+def test_bad_image_is_invalid_argument(cifar, cifar_files, bad_images,
                                                                   case):
     data, message = bad_images[case]
     good = cifar_files["test"][0][1]
@@ -483,7 +489,7 @@ def tiny_model() -> tuple[keras.Model, dict]:
                    "image_size": [8, 8], "channels": 3, "eval_resize": None}
 
 
-def test_export_writes_the_next_integer_version_and_never_overwrites(tmp_path):
+def test_export_never_overwrites_a_version(tmp_path):
     model, metadata = tiny_model()
     base = tmp_path / "saved_models" / "resnet20"
     first = export.export_saved_model(model, metadata, base)
@@ -498,7 +504,7 @@ def test_export_writes_the_next_integer_version_and_never_overwrites(tmp_path):
 
 
 @pytest.mark.parametrize("stray", ["notes.txt", "latest", "01"])
-def test_export_refuses_a_base_holding_other_than_version_directories(tmp_path, stray):
+def test_export_refuses_a_foreign_base(tmp_path, stray):
     base = tmp_path / "resnet20"
     (base / "1").mkdir(parents=True)
     (base / stray).mkdir() if "." not in stray else (base / stray).write_text("x")
@@ -509,7 +515,8 @@ def test_export_refuses_a_base_holding_other_than_version_directories(tmp_path, 
     assert sorted(p.name for p in base.iterdir()) == sorted(["1", stray])
 
 
-def test_export_script_exits_with_a_clear_error_on_a_bad_base(tmp_path):
+@pytest.mark.slow
+def test_export_script_bad_base_is_clear(tmp_path):
     (tmp_path / "resnet20" / "latest").mkdir(parents=True)
     result = run_python(["training/export.py", "--model=resnet20",
                          f"--export_base={tmp_path / 'resnet20'}"])
@@ -517,7 +524,8 @@ def test_export_script_exits_with_a_clear_error_on_a_bad_base(tmp_path):
     assert "holds ['latest'], which are not version directories" in result.stderr
 
 
-def test_export_script_passes_its_pixel_limit_and_serving_base_path(tmp_path):
+@pytest.mark.slow
+def test_export_script_passes_its_limits(tmp_path):
     """--max_image_pixels reaches the signature's check; --serving_base_path, models.config."""
     base = tmp_path / "saved_models" / "resnet20"
     result = run_python(["training/export.py", "--model=resnet20", f"--export_base={base}",
@@ -536,7 +544,7 @@ def test_export_script_passes_its_pixel_limit_and_serving_base_path(tmp_path):
         ("resnet20", "/srv/models/resnet20")]
 
 
-def test_models_config_covers_every_exported_model(cifar, resnet18, saved_models):
+def test_models_config_covers_every_model(cifar, resnet18, saved_models):
     (saved_models / ".resnet20-export-staging").mkdir()  # an export in progress
     (saved_models / "README.md").write_text("layout")
     (saved_models / "empty_model").mkdir()
@@ -580,7 +588,8 @@ json.dump({"model": "resnet20", "dataset": "cifar10", "class_names": json.loads(
 """
 
 
-def test_model_trained_under_jax_exports_through_tensorflow(cifar_files, tmp_path):
+@pytest.mark.slow
+def test_jax_trained_model_exports(cifar_files, tmp_path):
     train, test = cifar_files["train"][0][::8], cifar_files["test"][0][:8]
     np.savez(tmp_path / "data.npz", x=np.stack([decode(f) for f in train]).astype("float32"),
              y=cifar_files["train"][1][::8],

@@ -36,7 +36,7 @@ def _model_dir(path, steps_errors):
     return path, model
 
 
-def test_training_curves_png_has_dashed_training_and_bold_test_error(tmp_path):
+def test_curves_dash_train_and_bold_test(tmp_path):
     import matplotlib.image
 
     first, _ = _model_dir(tmp_path / "a", [(391, 0.6, 0.5), (782, 0.4, 0.35), (1173, 0.3, 0.3)])
@@ -63,13 +63,17 @@ def test_missing_metrics_is_a_clear_error(tmp_path):
         figures.plot_training_curves([str(tmp_path)], str(tmp_path / "x.png"))
 
 
-def test_layer_responses_are_the_std_after_bn_of_every_3x3_layer_in_network_order(tmp_path):
+def test_layer_responses_are_std_after_bn(tmp_path):
     import keras
 
     model_dir, model = _model_dir(tmp_path / "run", [(1, 0.5, 0.5)])
     names = figures.three_by_three_bn_layers(model)
     assert len(names) == 19  # ResNet-20: conv1 and 2 x 3 x 3 block convs, all 3x3
-    assert names[0] == "conv1_bn" and names[1] == "conv2_block1_1_bn" and names[-1] == "conv4_block3_2_bn"
+    assert (
+        names[0] == "conv1_bn"
+        and names[1] == "conv2_block1_1_bn"
+        and names[-1] == "conv4_block3_2_bn"
+    )
     assert not any(name.endswith("_0_bn") for name in names), "1x1 projections are not 3x3 layers"
 
     images = np.random.default_rng(1).uniform(0, 255, (64, 32, 32, 1)).astype("float32")
@@ -77,7 +81,9 @@ def test_layer_responses_are_the_std_after_bn_of_every_3x3_layer_in_network_orde
     assert [name for name, _ in responses] == names
     probe = keras.Model(model.inputs, model.get_layer("conv3_block2_1_bn").output)
     direct = keras.ops.convert_to_numpy(probe(images, training=False)).reshape(-1, 32)
-    assert dict(responses)["conv3_block2_1_bn"] == pytest.approx(direct.std(axis=0).mean(), rel=1e-4)
+    assert dict(responses)["conv3_block2_1_bn"] == pytest.approx(
+        direct.std(axis=0).mean(), rel=1e-4
+    )
 
     output = tmp_path / "fig7"
     result = helpers.run(f"--model_dirs={model_dir}", "--num_images=50", f"--output={output}",
@@ -93,9 +99,14 @@ def test_layer_responses_are_the_std_after_bn_of_every_3x3_layer_in_network_orde
     assert (tmp_path / "fig7.png").stat().st_size > 10000
 
 
-def test_layer_responses_figure_carries_the_given_title(tmp_path):
-    responses = {"plain-20": [("a_bn", 1.0), ("b_bn", 0.5)], "ResNet-20": [("a_bn", 0.4), ("b_bn", 0.6)]}
-    figure = figures.layer_responses_figure(responses, "3x3 layer responses, 3 epochs of 350 images")
+def test_layer_responses_figure_has_the_title(tmp_path):
+    responses = {
+        "plain-20": [("a_bn", 1.0), ("b_bn", 0.5)],
+        "ResNet-20": [("a_bn", 0.4), ("b_bn", 0.6)],
+    }
+    figure = figures.layer_responses_figure(
+        responses, "3x3 layer responses, 3 epochs of 350 images"
+    )
     assert figure.axes[0].get_title() == "3x3 layer responses, 3 epochs of 350 images"
     assert figures.layer_responses_figure(responses).axes[0].get_title() == ""
     figures.write_layer_responses(responses, str(tmp_path / "fig7.png"), str(tmp_path / "fig7.csv"),

@@ -1,4 +1,5 @@
-"""BN folded into the convolution before it computes the same inference function, with no BN left."""
+"""BN folded into the convolution before it computes the same inference function, with no BN
+left."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def batch_norms(model: keras.Model) -> list[str]:
     ("resnet50", {"input_shape": (64, 64, 3), "shortcut": "C"}, (64, 64, 3)),  # bottlenecks
     ("plain20", {}, (32, 32, 3)),
 ])
-def test_folded_net_computes_the_same_function_with_no_batch_norm_left(name, kwargs, shape):
+def test_folded_net_computes_the_same(name, kwargs, shape):
     model = get_model(name, weights=None, classifier_activation=None, **kwargs)
     randomize_batch_norm(model)
     folded = fold_batch_norm(model)
@@ -49,7 +50,7 @@ def test_folded_net_computes_the_same_function_with_no_batch_norm_left(name, kwa
     assert conv.use_bias
 
 
-def test_preactivation_bns_that_read_a_sum_stay_and_the_function_is_the_same():
+def test_preact_bns_reading_a_sum_stay():
     model = get_model("resnet20", weights=None, preact=True, classifier_activation=None)
     randomize_batch_norm(model, seed=2)
     folded = fold_batch_norm(model)
@@ -64,7 +65,7 @@ def test_preactivation_bns_that_read_a_sum_stay_and_the_function_is_the_same():
                                atol=2e-4 * np.abs(expected).max())
 
 
-def test_keras_applications_resnet50_folds_into_its_biased_convolutions():
+def test_keras_applications_resnet50_folds():
     model = keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3), classes=10,
                                         classifier_activation=None)
     randomize_batch_norm(model, seed=4)
@@ -76,7 +77,7 @@ def test_keras_applications_resnet50_folds_into_its_biased_convolutions():
                                atol=2e-4 * np.abs(expected).max())
 
 
-def test_the_folded_copy_is_a_snapshot_and_the_original_is_untouched():
+def test_folded_copy_is_a_snapshot():
     model = get_model("resnet20", weights=None)
     before = [w.copy() for w in model.get_weights()]
     folded = fold_batch_norm(model)
@@ -84,16 +85,18 @@ def test_the_folded_copy_is_a_snapshot_and_the_original_is_untouched():
     assert not set(map(id, folded.weights)) & set(map(id, model.weights))
 
 
-def test_a_subclassed_model_is_refused_by_name():
+def test_subclassed_model_is_refused():
     class Net(keras.Model):
         def call(self, x):
             return x
 
-    with pytest.raises(TypeError, match="functional Keras model or a Sequential built with an Input, got Net[.]"):
+    with pytest.raises(
+        TypeError, match="functional Keras model or a Sequential built with an Input, got Net[.]"
+    ):
         fold_batch_norm(Net())
 
 
-def test_a_built_sequential_folds_and_an_unbuilt_one_is_refused():
+def test_only_a_built_sequential_folds():
     layers = [keras.layers.Conv2D(4, 3, use_bias=False), keras.layers.BatchNormalization(),
               keras.layers.ReLU(), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)]
     model = keras.Sequential([keras.Input((8, 8, 3)), *layers])
@@ -108,13 +111,15 @@ def test_a_built_sequential_folds_and_an_unbuilt_one_is_refused():
         fold_batch_norm(keras.Sequential([keras.layers.Dense(2)]))
 
 
-def test_export_serves_the_folded_net_unless_told_not_to():
+def test_export_serves_the_folded_net():
     model, metadata = export.untrained_model("resnet20")
     assert not batch_norms(export.ServingModule(model, metadata).model)
-    assert batch_norms(export.ServingModule(model, metadata, fold_bn=False).model) == batch_norms(model)
+    assert batch_norms(export.ServingModule(model, metadata, fold_bn=False).model) == batch_norms(
+        model
+    )
 
 
-def test_a_net_trained_in_mixed_bfloat16_serves_in_float32_with_its_weights():
+def test_bfloat16_net_serves_in_float32():
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
         mixed, metadata = export.untrained_model("resnet20")

@@ -1,4 +1,5 @@
-"""The ImageNet input pipeline (Sec. 3.4) on tiny ImageNet-format sets made from real photographs."""
+"""The ImageNet input pipeline (Sec. 3.4) on tiny ImageNet-format sets made from real
+photographs."""
 
 import importlib.util
 import json
@@ -8,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from imagenet_helpers import class_names, jpeg, make_photo_set, photo
 
+from imagenet_helpers import class_names, jpeg, make_photo_set, photo
 from keras_resnet.training import imagenet_input as ii
 
 # ImageNet's RGB eigen-decomposition (0..1 scale) as published with AlexNet-style lighting.
@@ -33,7 +34,7 @@ def tfrecord_set(tmp_path_factory):
 
 
 @pytest.mark.parametrize("shape", [(375, 500), (1411, 1411), (200, 300)])
-def test_scale_augmentation_draws_shorter_side_in_256_480_and_window_fits(shape):
+def test_scale_augmentation_in_256_480(shape):
     draw = tf.function(lambda seed: ii.scale_window(tf.constant(shape), 224, (256, 480), seed=seed))
     lengths, implied = [], []
     for i in range(400):
@@ -50,7 +51,7 @@ def test_scale_augmentation_draws_shorter_side_in_256_480_and_window_fits(shape)
     np.testing.assert_allclose(implied, lengths, atol=tolerance)
 
 
-def test_train_view_is_a_crop_of_the_requested_size_for_real_photos():
+def test_train_view_has_the_requested_size():
     for name in ("astronaut", "rocket"):
         encoded = tf.constant(jpeg(photo(name)))
         for crop in ii.CROPS:
@@ -59,10 +60,12 @@ def test_train_view_is_a_crop_of_the_requested_size_for_real_photos():
             assert 0.0 <= float(tf.reduce_min(view)) and float(tf.reduce_max(view)) <= 255.0
 
 
-def test_fused_decode_and_crop_matches_resize_then_crop():
+def test_fused_decode_crop_matches_resize_crop():
     image = photo("coffee")  # 400 x 600
     encoded = tf.constant(jpeg(image, quality=95))
-    _, window = ii.scale_window(tf.constant(image.shape[:2]), 224, (256, 480), seed=tf.constant([3, 4]))
+    _, window = ii.scale_window(
+        tf.constant(image.shape[:2]), 224, (256, 480), seed=tf.constant([3, 4])
+    )
     y, x, side, _ = window.numpy()
     fused = tf.image.resize(ii.decode_window(encoded, window), [224, 224]).numpy()
     # The obvious way: decode all, resize to shorter side L, crop the corresponding 224 square.
@@ -76,7 +79,7 @@ def test_fused_decode_and_crop_matches_resize_then_crop():
     assert np.abs(fused - elsewhere).mean() > 5 * np.abs(fused - obvious).mean()
 
 
-def test_center_view_is_the_centre_crop_of_the_image_resized_to_256():
+def test_center_view_is_centre_crop_at_256():
     image = photo("rocket")  # 427 x 640
     encoded = tf.constant(jpeg(image, quality=95))
     view = ii.center_view(encoded, 224, 256).numpy()
@@ -93,7 +96,7 @@ def test_lengths_scale_with_image_size():
     assert ii.train_scale_range(64) == (73, 137) and ii.eval_resize(64) == 73
 
 
-def test_pca_lighting_shifts_colours_by_expected_magnitude():
+def test_pca_lighting_shift_magnitude():
     images = tf.fill([4000, 2, 2, 3], 128.0)
     lit = ii.pca_lighting(images, EIGVAL, EIGVEC, std=0.1, seed=tf.constant([1, 2])).numpy()
     shift = lit - 128.0
@@ -105,7 +108,7 @@ def test_pca_lighting_shifts_colours_by_expected_magnitude():
     assert 4.5 < np.sqrt((shift[:, 0, 0] ** 2).sum(axis=1).mean()) < 6.5
 
 
-def test_statistics_of_photos_give_mean_image_and_luminance_first_eigenvector(folder_set, tmp_path):
+def test_statistics_mean_and_luminance_axis(folder_set, tmp_path):
     info = ii.describe_data(folder_set)
     stats = ii.compute_statistics(ii.encoded_examples(info, "train", False), 32, 1000)
     assert stats.images == info.num_examples["train"]
@@ -124,7 +127,7 @@ def test_statistics_of_photos_give_mean_image_and_luminance_first_eigenvector(fo
     np.testing.assert_array_equal(loaded.eigvec, stats.eigvec)
 
 
-def test_folder_and_tfrecord_sets_read_the_same_classes_and_labels(folder_set, tfrecord_set):
+def test_folder_and_tfrecord_labels_agree(folder_set, tfrecord_set):
     folder = ii.describe_data(folder_set)
     shards = ii.describe_data(tfrecord_set)
     assert (folder.source, shards.source) == ("folder", "tfrecord")
@@ -137,13 +140,13 @@ def test_folder_and_tfrecord_sets_read_the_same_classes_and_labels(folder_set, t
         assert sorted(labels) == sorted(list(range(6)) * 2)
 
 
-def test_data_info_is_cached_in_the_model_dir(folder_set, tmp_path):
+def test_data_info_is_cached_in_model_dir(folder_set, tmp_path):
     first = ii.describe_data(folder_set, cache_dir=str(tmp_path))
     assert (tmp_path / ii.INFO_FILE).exists()
     assert ii.describe_data(folder_set, cache_dir=str(tmp_path)) == first
 
 
-def test_train_dataset_yields_batches_of_raw_pixels_and_int_labels(tfrecord_set):
+def test_train_dataset_yields_raw_pixels(tfrecord_set):
     info = ii.describe_data(tfrecord_set)
     stats = ii.compute_statistics(ii.encoded_examples(info, "train", False), 64, 8)
     ds = ii.train_dataset(ii.encoded_examples(info, "train", True, seed=1), 8,
@@ -154,7 +157,7 @@ def test_train_dataset_yields_batches_of_raw_pixels_and_int_labels(tfrecord_set)
     assert 50 < float(tf.reduce_mean(images)) < 200  # raw pixels, mean not subtracted
 
 
-def test_input_context_shards_the_data_over_hosts(folder_set, tfrecord_set):
+def test_input_context_shards_over_hosts(folder_set, tfrecord_set):
     for root in (folder_set, tfrecord_set):
         info = ii.describe_data(root)
         parts = [sorted(e.numpy() for e, _ in ii.encoded_examples(
@@ -164,7 +167,7 @@ def test_input_context_shards_the_data_over_hosts(folder_set, tfrecord_set):
         assert sorted(parts[0] + parts[1]) == whole
 
 
-def test_png_images_in_a_folder_set_are_decoded(tmp_path):
+def test_png_images_in_a_folder_decode(tmp_path):
     root = tmp_path / "set"
     for split in ("train", "val"):
         (root / split / "n0").mkdir(parents=True)
@@ -175,7 +178,8 @@ def test_png_images_in_a_folder_set_are_decoded(tmp_path):
     assert ii.train_view(encoded, 64, (73, 137)).shape == (64, 64, 3)
 
 
-def test_tfds_imagenet2012_source_reads_encoded_images(tmp_path):
+@pytest.mark.slow
+def test_tfds_source_reads_encoded_images(tmp_path):
     tfds = pytest.importorskip("tensorflow_datasets")
     with tfds.testing.mock_data(num_examples=8):
         info = ii.describe_data(str(tmp_path), source="tfds")
@@ -187,25 +191,27 @@ def test_tfds_imagenet2012_source_reads_encoded_images(tmp_path):
     assert images.shape == (4, 32, 32, 3) and labels.shape == (4,)
 
 
-def test_tfrecord_dir_without_shards_names_path_and_pattern(tmp_path):
+def test_no_shards_names_path_and_pattern(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"validation-\*-of-\*") as error:
         ii.describe_data(str(tmp_path), source="tfrecord")
     assert str(tmp_path) in str(error.value)
 
 
-def test_empty_data_dir_names_every_layout_it_looked_for(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"train-\*-of-\*.*train/<class>/.*imagenet2012") as error:
+def test_empty_data_dir_names_every_layout(tmp_path):
+    with pytest.raises(
+        FileNotFoundError, match=r"train-\*-of-\*.*train/<class>/.*imagenet2012"
+    ) as error:
         ii.describe_data(str(tmp_path))
     assert str(tmp_path) in str(error.value)
 
 
-def test_folder_dir_without_train_folder_names_the_layout(tmp_path):
+def test_no_train_folder_names_the_layout(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"train/<class>") as error:
         ii.describe_data(str(tmp_path), source="folder")
     assert os.path.join(str(tmp_path), "train") in str(error.value)
 
 
-def test_bad_options_name_the_argument_and_allowed_values(folder_set):
+def test_bad_options_name_argument_and_values(folder_set):
     with pytest.raises(ValueError, match=r"source='imagenet'.*'tfrecord'"):
         ii.describe_data(folder_set, source="imagenet")
     with pytest.raises(ValueError, match=r"crop='random'.*'inception'"):
@@ -216,7 +222,7 @@ def test_bad_options_name_the_argument_and_allowed_values(folder_set):
         ii.scale_window(tf.constant([300, 400]), 224, (100, 480))
 
 
-def test_input_pipeline_benchmark_times_every_contender_on_full_size_photos(tmp_path):
+def test_input_pipeline_benchmark_runs(tmp_path):
     spec = importlib.util.spec_from_file_location(
         "input_pipeline", Path(__file__).resolve().parents[1] / "benchmarks" / "input_pipeline.py")
     benchmark = importlib.util.module_from_spec(spec)

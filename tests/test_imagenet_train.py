@@ -6,8 +6,8 @@ import json
 import keras
 import numpy as np
 import pytest
-from imagenet_helpers import check, class_names, make_photo_set, photo, run_script
 
+from imagenet_helpers import check, class_names, make_photo_set, photo, run_script
 from keras_resnet.layers import SubtractMean
 
 COMMON = ["--model=resnet18", "--image_size=64", "--batch_size=8", "--eval_batch_size=12",
@@ -21,7 +21,8 @@ def load(model_dir) -> tuple[keras.Model, dict, dict]:
     return model, metadata, results
 
 
-def test_resnet18_trains_on_a_folder_set_and_writes_the_model_dir_contract(tmp_path):
+@pytest.mark.slow
+def test_resnet18_trains_on_a_folder_set(tmp_path):
     data_dir, model_dir = tmp_path / "data", tmp_path / "run"
     make_photo_set(str(data_dir), "folder")
     check(run_script("imagenet", *COMMON, f"--data_dir={data_dir}", f"--model_dir={model_dir}",
@@ -48,7 +49,8 @@ def test_resnet18_trains_on_a_folder_set_and_writes_the_model_dir_contract(tmp_p
     assert evaluation["1crop"]["top1_error"] == pytest.approx(results["test_error"])
 
 
-def test_resnet18_on_tfrecord_shards_over_two_replicas_then_evaluate_py(tmp_path):
+@pytest.mark.slow
+def test_resnet18_on_tfrecords_two_replicas(tmp_path):
     data_dir, model_dir = tmp_path / "shards", tmp_path / "run"
     make_photo_set(str(data_dir), "tfrecord")
     check(run_script("imagenet", *COMMON, f"--data_dir={data_dir}", f"--model_dir={model_dir}",
@@ -75,7 +77,8 @@ def test_resnet18_on_tfrecord_shards_over_two_replicas_then_evaluate_py(tmp_path
     assert json.loads(subset.read_text())["1crop"]["images"] == 5
 
 
-def test_lr_boundary_epochs_divide_the_lr_by_10_there_and_bad_values_are_one_line_errors(tmp_path):
+@pytest.mark.slow
+def test_lr_boundary_epochs_divide_the_lr(tmp_path):
     data_dir, model_dir = tmp_path / "data", tmp_path / "run"
     make_photo_set(str(data_dir), "folder")  # 36 training images: 4 steps per epoch at batch 8
     check(run_script("imagenet", *COMMON, f"--data_dir={data_dir}", f"--model_dir={model_dir}",
@@ -89,11 +92,23 @@ def test_lr_boundary_epochs_divide_the_lr_by_10_there_and_bad_values_are_one_lin
         result = run_script("imagenet", *COMMON, f"--data_dir={data_dir}",
                             f"--model_dir={tmp_path / 'bad'}", f"--lr_boundary_epochs={bad}")
         assert result.returncode == 2
-        assert result.stderr.strip().splitlines()[-1] == f"error: --lr_boundary_epochs={bad}: {message}."
+        assert (
+            result.stderr.strip().splitlines()[-1]
+            == f"error: --lr_boundary_epochs={bad}: {message}."
+        )
 
 
-def test_tpu_flag_reaches_the_resolver_and_no_tpu_is_a_clear_error(tmp_path):
-    result = run_script("imagenet", *COMMON, f"--data_dir={tmp_path}", f"--model_dir={tmp_path / 'run'}",
-                        "--strategy=tpu", "--tpu=grpc://127.0.0.1:1")
+@pytest.mark.slow
+def test_tpu_flag_reaches_the_resolver(tmp_path):
+    result = run_script(
+        "imagenet",
+        *COMMON,
+        f"--data_dir={tmp_path}",
+        f"--model_dir={tmp_path / 'run'}",
+        "--strategy=tpu",
+        "--tpu=grpc://127.0.0.1:1",
+    )
     assert result.returncode == 2
-    assert "error: --tpu=grpc://127.0.0.1:1: no TPU reachable at grpc://127.0.0.1:1" in result.stderr
+    assert (
+        "error: --tpu=grpc://127.0.0.1:1: no TPU reachable at grpc://127.0.0.1:1" in result.stderr
+    )

@@ -38,7 +38,7 @@ def train_steps(layer, batches, upstream):
 
 
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
-def test_fused_batch_norm_equals_keras_batch_norm_in_training_and_inference(policy):
+def test_fused_batch_norm_equals_keras(policy):
     rng = np.random.default_rng(0)
     batches = [tf.constant(rng.normal(2, 3, (8, 5, 7, 6)), tf.float32) for _ in range(3)]
     upstream = tf.constant(rng.normal(size=(8, 5, 7, 6)), tf.float32)
@@ -57,16 +57,19 @@ def test_fused_batch_norm_equals_keras_batch_norm_in_training_and_inference(poli
 
 def _graph_ops(layer, training: bool, shape=(8, 5, 7, 6)) -> set[str]:
     function = tf.function(lambda x: layer(x, training=training))
-    return {op.type for op in function.get_concrete_function(tf.TensorSpec(shape)).graph.get_operations()}
+    return {
+        op.type
+        for op in function.get_concrete_function(tf.TensorSpec(shape)).graph.get_operations()
+    }
 
 
-def test_nhwc_batch_norm_trains_with_tensorflows_fused_kernel():
+def test_nhwc_batch_norm_trains_fused():
     ours, theirs = paired_layers()
     assert "FusedBatchNormV3" in _graph_ops(ours, True)
     assert "FusedBatchNormV3" not in _graph_ops(theirs, True)
 
 
-def test_batch_norm_infers_with_kerass_affine_not_the_fused_kernel():
+def test_batch_norm_infers_with_keras_affine():
     """oneDNN folds an inference FusedBatchNormV3 into the convolution as post-ops that are slow on
     some CPUs (docs/performance.md, Serving): inference is Keras's graph, op for op."""
     ours, theirs = paired_layers()
@@ -74,7 +77,7 @@ def test_batch_norm_infers_with_kerass_affine_not_the_fused_kernel():
     assert "FusedBatchNormV3" not in _graph_ops(ours, False)
 
 
-def test_other_axes_and_renorm_fall_back_to_keras_and_agree_with_it():
+def test_other_axes_and_renorm_fall_back():
     x = tf.constant(np.random.default_rng(2).normal(1, 2, (8, 5, 7, 6)), tf.float32)
     for kwargs in ({"axis": 1}, {"renorm": True}):
         ours, theirs = paired_layers(**kwargs)
@@ -84,7 +87,7 @@ def test_other_axes_and_renorm_fall_back_to_keras_and_agree_with_it():
         np.testing.assert_allclose(ours.moving_variance, theirs.moving_variance, rtol=1e-6)
 
 
-def test_batch_norm_config_round_trips_and_is_registered():
+def test_batch_norm_config_round_trips():
     ours, _ = paired_layers()
     config = keras.saving.serialize_keras_object(ours)
     assert config["registered_name"] == "keras_resnet>BatchNormalization"
@@ -99,7 +102,7 @@ SUBSAMPLE_CASES = [((2, 32, 32, 16), 2), ((2, 16, 16, 32), 2), ((2, 12, 9, 3), 3
 
 @pytest.mark.parametrize("static_size", [True, False])
 @pytest.mark.parametrize("shape,stride", SUBSAMPLE_CASES)
-def test_subsample_takes_the_strided_slices_pixels_and_gradients(shape, stride, static_size):
+def test_subsample_equals_the_strided_slice(shape, stride, static_size):
     """Even, odd and unknown sizes: the values and input gradients of `x[:, ::s, ::s, :]`."""
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(size=shape), tf.float32)
@@ -125,7 +128,7 @@ def test_subsample_takes_the_strided_slices_pixels_and_gradients(shape, stride, 
         np.testing.assert_array_equal(a, b)
 
 
-def test_subsample_avoids_the_strided_slice_where_the_stride_divides_the_size():
+def test_subsample_avoids_strided_slice():
     """The fast path of the CIFAR nets' shapes: a contiguous Slice, whose gradient is a Pad, not
     StridedSlice / StridedSliceGrad (slower on CPU, docs/performance.md)."""
 
@@ -146,7 +149,7 @@ def test_subsample_avoids_the_strided_slice_where_the_stride_divides_the_size():
 
 @pytest.mark.parametrize("policy, dtype", [("mixed_bfloat16", "bfloat16"), ("float32", "float32"),
                                            ("float64", "float64")])
-def test_mean_is_subtracted_at_full_precision_before_the_cast_to_the_compute_dtype(policy, dtype):
+def test_mean_subtracted_before_the_cast(policy, dtype):
     """Under mixed bfloat16, pixels near 255 and the mean (255.0 -> 255, 253.4 -> 253) would round
     to steps of 1 before a bfloat16 subtraction; the layer centres them in float32 first."""
     pixels = np.array([[[[255.0], [200.0]], [[17.0], [254.0]]]], "float32")

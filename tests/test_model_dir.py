@@ -51,7 +51,7 @@ def _truncate(path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_mismatched_rerun_names_each_flag_and_changes_nothing(finished, tmp_path):
+def test_mismatched_rerun_names_each_flag(finished, tmp_path):
     model_dir = _copy(finished, tmp_path)
     before = _files(model_dir)
     result = helpers.run(*helpers.fashion_mnist_args(model_dir, *RUN, "--model=resnet32",
@@ -70,7 +70,7 @@ def test_mismatched_rerun_names_each_flag_and_changes_nothing(finished, tmp_path
 
 
 @pytest.mark.slow
-def test_damaged_newest_checkpoint_falls_back_to_the_one_before(finished, tmp_path):
+def test_damaged_checkpoint_falls_back(finished, tmp_path):
     model_dir = _copy(finished, tmp_path, crashed=True)
     newest = model_dir / "checkpoints" / "ckpt-00000008.weights.h5"
     _truncate(newest)
@@ -89,7 +89,7 @@ def test_damaged_newest_checkpoint_falls_back_to_the_one_before(finished, tmp_pa
 
 
 @pytest.mark.slow
-def test_all_damaged_checkpoints_stop_the_run_unless_start_over(finished, tmp_path):
+def test_all_checkpoints_damaged_stops_run(finished, tmp_path):
     model_dir = _copy(finished, tmp_path, crashed=True)
     checkpoints = model_dir / "checkpoints"
     _truncate(checkpoints / "ckpt-00000008.weights.h5")
@@ -123,7 +123,7 @@ def _tiny(units: int):
     return model
 
 
-def test_another_architecture_is_an_error_never_damage(tmp_path):
+def test_another_architecture_is_an_error(tmp_path):
     checkpoints = tmp_path / "checkpoints"
     checkpoints.mkdir()
     _tiny(8).save_weights(checkpoints / "ckpt-00000004.weights.h5")
@@ -177,7 +177,7 @@ with tf.io.gfile.GFile(f"{ram}/r18/evaluation.json") as f:
 
 
 @pytest.mark.slow
-def test_export_evaluate_and_figures_read_a_ram_model_dir(finished, tmp_path):
+def test_tools_read_a_ram_model_dir(finished, tmp_path):
     """ram:// (TensorFlow's in-memory filesystem, the gfile path gs:// takes) lives in one
     process: the run is copied there, exported to ram://, and evaluate.py reads ram://."""
     from imagenet_helpers import make_photo_set
@@ -196,7 +196,8 @@ def test_export_evaluate_and_figures_read_a_ram_model_dir(finished, tmp_path):
     assert evaluated["evaluation"]["1crop"]["images"] == 12
 
 
-def test_tfds_source_offline_is_one_line_within_seconds(tmp_path):
+@pytest.mark.slow
+def test_tfds_offline_is_one_line_quickly(tmp_path):
     """Without network, --data_source=tfds says what to do instead of retrying for minutes."""
     start = time.time()
     result = helpers.run(f"--model_dir={tmp_path / 'run'}", "--dataset=cifar100",
@@ -209,7 +210,7 @@ def test_tfds_source_offline_is_one_line_within_seconds(tmp_path):
     assert time.time() - start < 90 and not (tmp_path / "run").exists()
 
 
-def test_defining_flags_leave_out_exactly_the_resumable_ones():
+def test_defining_flags_skip_resumable_ones():
     flags = {"model": "resnet20", "lr_boundaries": ["1", "2"], "strategy": "mirrored",
              "train_steps": 5, "start_over": True, "seed": 0}
     assert resume.defining_flags(flags) == {"lr_boundaries": ["1", "2"], "model": "resnet20",

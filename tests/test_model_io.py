@@ -1,4 +1,4 @@
-"""Saving, loading, weights files, mixed precision, training and both backends (issue 2)."""
+"""Saving, loading, weights files, mixed precision, training and both backends."""
 
 import json
 import os
@@ -6,10 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 import keras_resnet
 from keras_resnet.layers import SubtractMean
 from keras_resnet.training.cifar_data import FASHION_MNIST_DIR
@@ -22,14 +22,14 @@ def images(n: int, size: int = 32, channels: int = 3, seed: int = 0) -> np.ndarr
     return np.random.default_rng(seed).uniform(0, 1, (n, size, size, channels)).astype("float32")
 
 
-def test_keras_file_round_trip_in_safe_mode_gives_identical_outputs(tmp_path):
+def test_keras_file_round_trip_in_safe_mode(tmp_path):
     model = keras_resnet.ResNet20()  # option A: the custom ZeroPadShortcut layer
     x = images(4)
     path = tmp_path / "resnet20.keras"
     model.save(path)
     loaded = keras.models.load_model(path, safe_mode=True)
     np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
-    assert [l.name for l in loaded.layers] == [l.name for l in model.layers]
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
 
 
 @pytest.mark.parametrize("suffix", [".weights.h5", ".keras"])
@@ -42,7 +42,7 @@ def test_weights_argument_loads_a_file(tmp_path, suffix):
     np.testing.assert_allclose(model.predict(x, verbose=0), source.predict(x, verbose=0), atol=1e-6)
 
 
-def test_weights_from_a_trained_model_with_its_mean_layer(tmp_path):
+def test_weights_of_a_trained_model_load(tmp_path):
     net = keras_resnet.ResNet20(input_shape=(28, 28, 1))
     inputs = keras.Input((28, 28, 1))
     trained = keras.Model(inputs, net(SubtractMean(np.full((28, 28, 1), 0.5))(inputs)))
@@ -53,7 +53,8 @@ def test_weights_from_a_trained_model_with_its_mean_layer(tmp_path):
                                atol=1e-6)
 
 
-def test_mixed_precision_trains_with_a_float32_classifier_output():
+@pytest.mark.slow
+def test_mixed_precision_has_float32_output():
     for policy in ("mixed_bfloat16", "mixed_float16"):
         keras.config.set_dtype_policy(policy)
         model = keras_resnet.ResNet20(input_shape=(16, 16, 3))
@@ -65,7 +66,8 @@ def test_mixed_precision_trains_with_a_float32_classifier_output():
         keras.config.set_dtype_policy("float32")
 
 
-def test_resnet20_learns_real_fashion_mnist_images():
+@pytest.mark.slow
+def test_resnet20_learns_fashion_mnist():
     import gzip
 
     assert FASHION_MNIST.exists(), "apt-get install dataset-fashion-mnist"
@@ -104,7 +106,8 @@ BACKEND_CASES = [("resnet20", {}), ("resnet20", {"preact": True, "shortcut": "B"
                  ("resnet50", {"input_shape": [32, 32, 3], "classes": 5})]
 
 
-def test_tensorflow_and_jax_backends_agree_on_the_same_weights(tmp_path):
+@pytest.mark.slow
+def test_tensorflow_and_jax_backends_agree(tmp_path):
     pytest.importorskip("jax")
     models = []
     for i, (name, kwargs) in enumerate(BACKEND_CASES):
@@ -127,7 +130,7 @@ def test_tensorflow_and_jax_backends_agree_on_the_same_weights(tmp_path):
         np.testing.assert_allclose(np.load(tmp_path / f"{i}.y.npy"), expected, rtol=1e-4, atol=1e-5)
 
 
-def test_model_compiled_with_label_smoothing_loads_where_keras_resnet_is_imported(tmp_path):
+def test_label_smoothing_model_loads(tmp_path):
     model = keras_resnet.ResNet20()
     model.compile("sgd", keras_resnet.losses.SparseLabelSmoothingCrossentropy(0.1))
     model.save(tmp_path / "smoothed.keras")

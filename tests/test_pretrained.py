@@ -1,4 +1,4 @@
-"""Pretrained weights (issue 24): keras.applications' files and torchvision's state dicts load
+"""Pretrained weights: keras.applications' files and torchvision's state dicts load
 into our nets and give the publishers' own outputs; files that do not fit fail clearly.
 
 No weights can be downloaded here: the files are written with random weights (BN statistics
@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 from keras.src.applications import resnet as applications
 from keras.src.legacy.saving import legacy_h5_format
-from pretrained_helpers import REPO, TORCH_PYTHON, photos, relative_difference
-from pretrained_helpers import torchvision_files as write_torchvision_files
 from safetensors.numpy import save_file
 
 import keras_resnet
 from keras_resnet import convert, pretrained
+from pretrained_helpers import REPO, TORCH_PYTHON, photos, relative_difference
+from pretrained_helpers import torchvision_files as write_torchvision_files
 
 
 def randomise(model: keras.Model, seed: int = 0) -> None:
@@ -57,7 +57,7 @@ def keras_resnet50(tmp_path_factory):
     return reference, write_legacy_h5(reference, tmp_path_factory.mktemp("k") / "resnet50.h5")
 
 
-def test_keras_applications_resnet50_file_gives_keras_outputs(keras_resnet50):
+def test_keras_resnet50_file_gives_its_outputs(keras_resnet50):
     reference, path = keras_resnet50
     images = photos(160)
     expected = reference.predict(applications.preprocess_input(images.astype("float32")), verbose=0)
@@ -75,7 +75,7 @@ def test_keras_applications_resnet50_file_gives_keras_outputs(keras_resnet50):
     assert relative_difference(got, expected) < 1e-4
 
 
-def test_keras2_weight_names_with_tensor_suffix_load_alike(keras_resnet50, tmp_path):
+def test_keras2_weight_names_load_alike(keras_resnet50, tmp_path):
     # Files written by Keras 2 (keras.applications' published ones) name weights
     # "conv1_conv/kernel:0"; Keras 3's legacy writer "conv1_conv/kernel".
     keras2 = tmp_path / "keras2.h5"
@@ -95,7 +95,7 @@ def test_keras2_weight_names_with_tensor_suffix_load_alike(keras_resnet50, tmp_p
 
 
 @pytest.mark.slow
-def test_keras_applications_resnet101_notop_file_gives_keras_features(tmp_path):
+def test_keras_resnet101_notop_gives_features(tmp_path):
     keras.utils.set_random_seed(1)
     reference = keras.applications.ResNet101(weights=None, include_top=False,
                                              input_shape=(128, 128, 3))
@@ -120,7 +120,7 @@ def torchvision_files(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("name, stride", [("resnet18", "1x1"), ("resnet50", "3x3")])
-def test_torchvision_safetensors_give_torchvision_outputs(torchvision_files, name, stride):
+def test_torchvision_safetensors_outputs(torchvision_files, name, stride):
     model = keras_resnet.get_model(name, weights=torchvision_files / f"{name}.safetensors",
                                    bottleneck_stride=stride, classifier_activation=None)
     got = model.predict(keras_resnet.preprocess_input(photos(224), mode="torch"), verbose=0)
@@ -140,7 +140,7 @@ def torch_importable_by(directory: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_torchvision_pth_gives_torchvision_outputs_where_pytorch_is_installed(
+def test_torchvision_pth_outputs(
         torchvision_files, tmp_path):
     # The library reads .pth with PyTorch; the venv has none, so this runs it in a process that
     # imports Debian's.
@@ -168,17 +168,17 @@ def test_torchvision_pth_gives_torchvision_outputs_where_pytorch_is_installed(
 # Files that do not fit
 
 
-def test_v15_state_dict_with_the_papers_layout_names_bottleneck_stride(torchvision_files):
+def test_v15_state_dict_names_the_stride(torchvision_files):
     with pytest.raises(ValueError, match=r"build it with bottleneck_stride='3x3'"):
         keras_resnet.ResNet50(weights=torchvision_files / "resnet50.safetensors")
 
 
-def test_keras_applications_file_with_v15_layout_names_bottleneck_stride(keras_resnet50):
+def test_v15_keras_file_names_the_stride(keras_resnet50):
     with pytest.raises(ValueError, match=r"paper's layout.*bottleneck_stride='1x1'"):
         keras_resnet.ResNet50(weights=keras_resnet50[1], bottleneck_stride="3x3")
 
 
-def test_failed_load_leaves_the_model_as_it_was(torchvision_files):
+def test_failed_load_leaves_the_model(torchvision_files):
     model = keras_resnet.ResNet50()
     before = [w.copy() for w in model.get_weights()]
     with pytest.raises(ValueError, match="bottleneck_stride='3x3'"):  # after all shapes fit
@@ -196,14 +196,14 @@ def test_failed_load_leaves_the_model_as_it_was(torchvision_files):
      r"layer 'predictions' kernel has shape \(512, 10\); the torchvision / timm state dict's "
      r"'fc.weight' \(1000, 512\) gives \(512, 1000\)"),
 ])
-def test_wrong_architecture_names_the_first_mismatch_with_shapes(torchvision_files, build,
+def test_wrong_architecture_names_mismatch(torchvision_files, build,
                                                                    message):
     with pytest.raises(ValueError, match=r"resnet18.safetensors' does not fit model '\w+': .*"
                                          + message):
         build(torchvision_files / "resnet18.safetensors")
 
 
-def test_state_dict_of_another_architecture_names_its_first_foreign_key(torchvision_files,
+def test_foreign_state_dict_names_its_key(torchvision_files,
                                                                        tmp_path):
     with np.load(torchvision_files / "resnet18.npz") as state:  # + a squeeze-excitation tensor
         tensors = {**state, "layer1.0.se.fc1.weight": np.zeros((4, 64, 1, 1), np.float32)}
@@ -213,7 +213,7 @@ def test_state_dict_of_another_architecture_names_its_first_foreign_key(torchvis
         keras_resnet.ResNet18(weights=tmp_path / "seresnet18.safetensors")
 
 
-def test_keras_applications_file_into_option_c_names_the_missing_projection(keras_resnet50):
+def test_option_c_names_missing_projection(keras_resnet50):
     with pytest.raises(ValueError, match=r"has no kernel \(1, 1, 256, 256\) for layer "
                                          r"'conv2_block2_0_conv'"):
         keras_resnet.ResNet50(weights=keras_resnet50[1], shortcut="C")
@@ -228,19 +228,19 @@ def test_truncated_file_is_a_clear_error(torchvision_files, keras_resnet50, tmp_
         keras_resnet.get_model(name.split(".")[0], weights=truncated)
 
 
-def test_pth_without_pytorch_says_what_to_install(torchvision_files, monkeypatch):
+def test_pth_without_pytorch_says_install(torchvision_files, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` fails as without PyTorch
     with pytest.raises(ImportError, match=r"needs PyTorch \(pip install torch\).*\.safetensors"):
         keras_resnet.ResNet18(weights=torchvision_files / "resnet18.pth")
 
 
-def test_unknown_weight_format_lists_the_allowed(tmp_path):
+def test_unknown_weight_format_lists_allowed(tmp_path):
     with pytest.raises(ValueError, match=r"weights='model.npz': must be None, 'imagenet' or "
                                          r"the path of a '.weights.h5', '.keras'"):
         keras_resnet.ResNet18(weights="model.npz")
 
 
-def test_imagenet_offline_names_keras_url_and_hash_quickly(tmp_path):
+def test_imagenet_offline_names_url_and_hash(tmp_path):
     script = (
         "import json, time, keras_resnet\n"
         "out = {}\n"
@@ -273,7 +273,7 @@ def test_imagenet_offline_names_keras_url_and_hash_quickly(tmp_path):
 # Conversion once, preprocessing and class names
 
 
-def test_convert_writes_weights_that_load_and_remember_their_preprocessing(torchvision_files,
+def test_converted_weights_keep_preprocessing(torchvision_files,
                                                                            tmp_path, capsys):
     target = tmp_path / "r18.weights.h5"
     assert convert.main([str(torchvision_files / "resnet18.safetensors"), str(target),
@@ -286,7 +286,7 @@ def test_convert_writes_weights_that_load_and_remember_their_preprocessing(torch
         np.testing.assert_array_equal(a, b)
 
 
-def test_convert_refuses_a_v15_file_without_its_stride(torchvision_files, tmp_path, capsys):
+def test_convert_refuses_v15_without_stride(torchvision_files, tmp_path, capsys):
     target = tmp_path / "r50.weights.h5"
     assert convert.main([str(torchvision_files / "resnet50.safetensors"), str(target),
                          "--model=resnet50"]) == 2
@@ -294,7 +294,7 @@ def test_convert_refuses_a_v15_file_without_its_stride(torchvision_files, tmp_pa
     assert not target.exists()
 
 
-def test_preprocess_input_caffe_equals_keras_applications_and_torch_normalises():
+def test_preprocess_input_matches_publishers():
     images = photos(64).astype("float32")
     np.testing.assert_allclose(keras_resnet.preprocess_input(images),
                                applications.preprocess_input(images.copy()), atol=1e-4)
@@ -305,7 +305,7 @@ def test_preprocess_input_caffe_equals_keras_applications_and_torch_normalises()
         keras_resnet.preprocess_input(images, mode="tf")
 
 
-def test_decode_predictions_gives_the_top_classes_with_names():
+def test_decode_predictions_names_top_classes():
     scores = np.zeros((2, 1000), np.float32)
     scores[0, [1, 0, 2]] = [0.7, 0.2, 0.1]
     scores[1, 999] = 1.0

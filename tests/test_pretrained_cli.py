@@ -1,4 +1,4 @@
-"""Pretrained weights through the commands (issue 24): `training/export.py --weights` serves them
+"""Pretrained weights through the commands: `training/export.py --weights` serves them
 behind the image-bytes signature and `training/evaluate.py --weights` scores an image folder,
 both with the preprocessing of the weights (torchvision's ResNet-18, random weights)."""
 
@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from imagenet_helpers import photo
 from PIL import Image
-from pretrained_helpers import REPO, relative_difference, torchvision_files
 
 import keras_resnet
+from imagenet_helpers import photo
 from keras_resnet.training import imagenet_input
+from pretrained_helpers import REPO, relative_difference, torchvision_files
 
 SIZE = 64  # input size of the served / evaluated nets: small, for speed
 PHOTOS = ("astronaut", "chelsea", "coffee")
@@ -52,7 +52,7 @@ def center_views(files: list[bytes]) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_converted_torchvision_weights_serve_with_torch_preprocessing(resnet18_file, tmp_path):
+def test_torchvision_weights_serve(resnet18_file, tmp_path):
     # Converted once by the command; the .weights.h5 remembers its preprocessing ("torch"),
     # which the exported SavedModel then applies to the decoded 1-crop pixels.
     converted = tmp_path / "r18.weights.h5"
@@ -73,7 +73,7 @@ def test_converted_torchvision_weights_serve_with_torch_preprocessing(resnet18_f
 
 
 @pytest.mark.slow
-def test_evaluate_scores_a_synset_folder_with_the_pretrained_net(resnet18_file, tmp_path):
+def test_evaluate_scores_a_synset_folder(resnet18_file, tmp_path):
     # The folders are named after the net's own 1-crop top class of each photo, so a correct
     # label mapping (folder synset -> index among the 1000) scores top-1 error 0.
     files = [jpeg(name) for name in PHOTOS]

@@ -84,7 +84,7 @@ def _run(command: str, cwd: Path, *extra: str, timeout: float = 400, check: bool
 
 
 @pytest.mark.slow
-def test_quickstart_export_and_figure_commands_run(tmp_path):
+def test_quickstart_commands_run(tmp_path):
     _run(QUICKSTART, tmp_path, *SMALL)
     assert helpers.results(tmp_path / "runs" / "quickstart")["steps"] == 4  # 2 epochs of 2 steps
     exported = _run(EXPORT, tmp_path)
@@ -101,7 +101,7 @@ def test_quickstart_export_and_figure_commands_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_image_folder_command_runs_on_cifar10_jpegs(tmp_path):
+def test_image_folder_command_runs(tmp_path):
     if not helpers.CIFAR_JPEG_TAR.exists():
         pytest.fail(f"{helpers.CIFAR_JPEG_TAR} missing (the shared/ folder beside the repo)")
     with tarfile.open(helpers.CIFAR_JPEG_TAR) as tar:  # 32 train, 8 test images per class
@@ -126,8 +126,9 @@ else:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", sorted(FLAGS_ONLY))
-def test_commands_needing_a_download_tpu_or_imagenet_parse(command):
+def test_commands_needing_data_parse(command):
     result = subprocess.run([sys.executable, "-c", FLAG_PARSER, command], cwd=helpers.REPO,
                             env=helpers.env(), capture_output=True, text=True, timeout=120)
     helpers.check(result)

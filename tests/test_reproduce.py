@@ -55,7 +55,8 @@ def row_cells(section: str, name: str) -> list[str]:
     return [c.strip() for c in row.strip("|").split("|")]
 
 
-def test_tiny_suite_resumes_records_and_reports(tmp_path):
+@pytest.mark.slow
+def test_tiny_suite_resumes_and_reports(tmp_path):
     """Killed mid-run, restarted: it resumes, records each finished run (ours and the PyTorch
     reference) in results/, and writes the report from those records alone."""
     runs, docs, records = tmp_path / "runs", tmp_path / "docs", tmp_path / "results"
@@ -177,7 +178,8 @@ def test_tiny_suite_resumes_records_and_reports(tmp_path):
     assert "## `cifar_small`" not in report
 
 
-def test_unknown_suite_is_a_flag_error_listing_the_suites(tmp_path):
+@pytest.mark.slow
+def test_unknown_suite_lists_the_suites(tmp_path):
     result = runner("--suite=cifar_huge", f"--runs_dir={tmp_path}", timeout=120)
     assert result.returncode != 0
     message = next(line for line in result.stderr.splitlines() if "--suite=cifar_huge" in line)
@@ -185,7 +187,8 @@ def test_unknown_suite_is_a_flag_error_listing_the_suites(tmp_path):
         assert suite in message, message
 
 
-def test_a_model_outside_the_suite_is_refused_naming_the_allowed_models(tmp_path):
+@pytest.mark.slow
+def test_model_outside_suite_is_refused(tmp_path):
     result = runner("--suite=tiny", "--models=resnet56", f"--runs_dir={tmp_path}", timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
@@ -194,7 +197,8 @@ def test_a_model_outside_the_suite_is_refused_naming_the_allowed_models(tmp_path
     assert not any(tmp_path.iterdir())
 
 
-def test_missing_cifar_archive_is_one_line_naming_the_flag_and_path(tmp_path):
+@pytest.mark.slow
+def test_missing_archive_names_flag_and_path(tmp_path):
     missing = tmp_path / "nowhere.tar.gz"
     result = runner("--suite=tiny", f"--runs_dir={tmp_path}", f"--cifar_tar={missing}", timeout=120)
     assert result.returncode == 2
@@ -202,22 +206,36 @@ def test_missing_cifar_archive_is_one_line_naming_the_flag_and_path(tmp_path):
     assert error.startswith(f"error: --cifar_tar={missing}: no such file"), error
 
 
-def test_a_model_dir_started_with_other_flags_is_refused_not_resumed(tmp_path):
+@pytest.mark.slow
+def test_model_dir_with_other_flags_refused(tmp_path):
     model_dir = tmp_path / "tiny" / "plain20"
     model_dir.mkdir(parents=True)
-    started = {"model": "plain20", "dataset": "cifar10", "seed": 0,
-               "verbose": 2, "validation_per_class": 5, "train_steps": 45, "batch_size": 32, "lr": 0.1,
-               "weight_decay": 0.0001, "mixed_precision": "none"}
+    started = {
+        "model": "plain20",
+        "dataset": "cifar10",
+        "seed": 0,
+        "verbose": 2,
+        "validation_per_class": 5,
+        "train_steps": 45,
+        "batch_size": 32,
+        "lr": 0.1,
+        "weight_decay": 0.0001,
+        "mixed_precision": "none",
+    }
     (model_dir / "runner.json").write_text(json.dumps(started))
     result = runner("--suite=tiny", f"--runs_dir={tmp_path}", "--noreport", timeout=300)
     assert result.returncode == 2
     error = result.stderr.strip().splitlines()[-1]
-    assert f"{model_dir} was started with other flags (--train_steps=45; this suite asks --train_steps=27)" \
-        in error, error
+    assert (
+        f"{model_dir} was started with other flags "
+        "(--train_steps=45; this suite asks --train_steps=27)"
+        in error
+    ), error
     assert sorted(p.name for p in model_dir.iterdir()) == ["runner.json"]
 
 
-def test_run_flags_ask_the_trainer_for_a_class_balanced_validation_split():
+@pytest.mark.slow
+def test_run_flags_ask_a_balanced_split():
     code = ("import json, runpy, sys; m = runpy.run_path(sys.argv[1], run_name='reproduce'); "
             "print(json.dumps({n: m['run_flags'](s, 'resnet20') for n, s in m['SUITES'].items()}))")
     result = subprocess.run([sys.executable, "-c", code, str(RUNNER)], cwd=REPO, env=helpers.env(),

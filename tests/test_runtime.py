@@ -33,23 +33,26 @@ def tensorflow_state(code: str, **env: str) -> dict:
 
 
 @x86_64_only
-def test_importing_keras_resnet_first_runs_tensorflow_with_onednn_kernels():
-    assert tensorflow_state("import keras_resnet\nimport keras") == {"variable": "1", "onednn": True}
+def test_import_first_turns_onednn_on():
+    assert tensorflow_state("import keras_resnet\nimport keras") == {
+        "variable": "1",
+        "onednn": True,
+    }
 
 
-def test_an_explicit_choice_of_the_user_is_kept():
+def test_explicit_user_choice_is_kept():
     state = tensorflow_state("import keras_resnet", TF_ENABLE_ONEDNN_OPTS="0")
     assert state == {"variable": "0", "onednn": False}
 
 
-def test_once_tensorflow_is_imported_keras_resnet_leaves_its_settings_alone():
+def test_import_after_tensorflow_changes_none():
     state = tensorflow_state("import tensorflow\nimport keras_resnet")
     assert state["variable"] is None  # TensorFlow decided at import; a late variable would lie
 
 
 @x86_64_only
 @pytest.mark.parametrize("script", ["cifar10", "imagenet", "evaluate"])
-def test_the_training_scripts_load_keras_resnet_before_tensorflow(script):
+def test_scripts_import_keras_resnet_first(script):
     """Importing a script's modules (not running it) leaves TF with oneDNN on."""
     code = (f"import runpy, sys\nsys.argv = ['{script}.py', '--helpshort']\n"
             f"try:\n    runpy.run_path('training/{script}.py', run_name='__main__')\n"
@@ -57,14 +60,22 @@ def test_the_training_scripts_load_keras_resnet_before_tensorflow(script):
     assert tensorflow_state(code) == {"variable": "1", "onednn": True}
 
 
-@pytest.mark.parametrize("flags_line, expected", [
-    ("flags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile amx_int8", True),
-    ("flags\t\t: fpu avx2 avx512f avx512_bf16", True),  # AVX512-BF16 without AMX (Zen 4)
-    ("flags\t\t: fpu avx2 avx512f avx512_vnni avx512_bf16x", False),  # a longer name is not the flag
-    ("flags\t\t: fpu avx2 avx512f avx512_vnni", False),  # AVX-512 without bfloat16 (Ice Lake)
-    ("flags\t\t: fpu sse2 avx2 fma", False),
-])
-def test_amx_or_avx512_bf16_in_cpuinfo_flags_means_bfloat16_hardware(tmp_path, flags_line, expected):
+@pytest.mark.parametrize(
+    "flags_line, expected",
+    [
+        ("flags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile amx_int8", True),
+        ("flags\t\t: fpu avx2 avx512f avx512_bf16", True),  # AVX512-BF16 without AMX (Zen 4)
+        (
+            "flags\t\t: fpu avx2 avx512f avx512_vnni avx512_bf16x",
+            False,
+        ),  # a longer name is not the flag
+        ("flags\t\t: fpu avx2 avx512f avx512_vnni", False),  # AVX-512 without bfloat16 (Ice Lake)
+        ("flags\t\t: fpu sse2 avx2 fma", False),
+    ],
+)
+def test_amx_or_avx512_bf16_is_bf16_hardware(
+    tmp_path, flags_line, expected
+):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Some CPU\n{flags_line}\n\n"
                        f"processor\t: 1\n{flags_line}\n")
@@ -73,19 +84,19 @@ def test_amx_or_avx512_bf16_in_cpuinfo_flags_means_bfloat16_hardware(tmp_path, f
     assert runtime.bfloat16_hardware(flags) is expected
 
 
-def test_the_cpu_model_comes_from_cpuinfo_and_else_from_the_platform(tmp_path):
+def test_cpu_model_from_cpuinfo_or_platform(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9B14\nflags\t\t: fpu\n")
     assert runtime.cpu_model(cpuinfo) == "AMD EPYC 9B14"
     assert runtime.cpu_model(tmp_path / "absent") == (platform.processor() or platform.machine())
 
 
-def test_a_missing_cpuinfo_means_no_flags_and_no_bfloat16_hardware(tmp_path):
+def test_missing_cpuinfo_means_no_bf16(tmp_path):
     assert runtime.cpu_flags(tmp_path / "absent") == frozenset()
     assert runtime.bfloat16_hardware(frozenset()) is False
 
 
-def test_machine_describes_the_host_with_memory_from_meminfo(tmp_path):
+def test_machine_describes_the_host(tmp_path):
     (tmp_path / "meminfo").write_text("MemTotal:       2097152 kB\nMemFree:  1 kB\n")
     assert runtime.memory_gib(tmp_path / "meminfo") == 2.0
     assert runtime.memory_gib(tmp_path / "absent") is None

@@ -58,7 +58,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_rest_body_is_tf_serving_row_format_with_b64_file_bytes(image_files):
+def test_rest_body_is_row_format_b64(image_files):
     body = json.loads(json.dumps(client.rest_request_body(image_files)))
     assert set(body) == {"signature_name", "instances"}
     assert body["signature_name"] == "serving_default"
@@ -66,14 +66,14 @@ def test_rest_body_is_tf_serving_row_format_with_b64_file_bytes(image_files):
     assert [base64.b64decode(i["b64"]) for i in body["instances"]] == image_files
 
 
-def test_rest_url_names_the_model_and_optionally_the_version():
+def test_rest_url_names_model_and_version():
     assert client.rest_url("localhost:8501", "resnet20_cifar10") == \
         "http://localhost:8501/v1/models/resnet20_cifar10:predict"
     assert client.rest_url("host:9000", "resnet50_imagenet", 3) == \
         "http://host:9000/v1/models/resnet50_imagenet/versions/3:predict"
 
 
-def test_grpc_predict_request_holds_the_files_as_a_string_tensor_proto(image_files):
+def test_grpc_request_holds_string_tensor(image_files):
     request = client.grpc_predict_request("resnet20_cifar10", image_files, version=2)
     request = predict_pb2.PredictRequest.FromString(request.SerializeToString())  # on the wire
     assert request.model_spec.name == "resnet20_cifar10"
@@ -87,7 +87,7 @@ def test_grpc_predict_request_holds_the_files_as_a_string_tensor_proto(image_fil
     assert not client.grpc_predict_request("m", image_files).model_spec.HasField("version")
 
 
-def test_grpc_predictions_reads_a_predict_response_per_image():
+def test_grpc_predictions_reads_responses():
     response = predict_pb2.PredictResponse()
     outputs = {
         "probabilities": np.array([[0.1, 0.7, 0.2], [0.6, 0.3, 0.1]], np.float32),
@@ -105,7 +105,7 @@ def test_grpc_predictions_reads_a_predict_response_per_image():
         "a.jpg", "  1. 0.7000  class 1  cat", "  2. 0.2000  class 2  dog"]
 
 
-def test_format_top_shows_synsets_and_names_of_imagenet_classes():
+def test_format_top_shows_synsets_and_names():
     prediction = {"classes": [0], "scores": [0.5], "synsets": ["n01440764"],
                   "class_names": ["tench, Tinca tinca"]}
     assert client.format_top("fish.png", prediction).splitlines()[1] == \
@@ -118,7 +118,7 @@ def run_client(args: list[str]) -> subprocess.CompletedProcess:
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
-def test_client_process_reports_an_unreachable_rest_server_and_exits_1(image_files, tmp_path):
+def test_client_reports_unreachable_rest(image_files, tmp_path):
     image = tmp_path / "cat.jpg"
     image.write_bytes(image_files[0])
     port = free_port()
@@ -128,7 +128,7 @@ def test_client_process_reports_an_unreachable_rest_server_and_exits_1(image_fil
         f"client: cannot reach http://127.0.0.1:{port}/v1/models/resnet20_cifar10:predict")
 
 
-def test_grpc_predict_reports_an_unreachable_server(image_files):
+def test_grpc_reports_unreachable_server(image_files):
     request = client.grpc_predict_request("resnet20_cifar10", image_files)
     with pytest.raises(RuntimeError, match=r"gRPC 127\.0\.0\.1:\d+: UNAVAILABLE"):
         client.grpc_predict(f"127.0.0.1:{free_port()}", request, timeout=5)

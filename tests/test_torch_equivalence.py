@@ -57,7 +57,8 @@ def run_start_of_training(cifar_folder: Path, tmp_path: Path, *flags: str) -> di
     return data
 
 
-def test_resnet20_and_plain20_train_step_for_step_like_pytorch_in_float64(cifar_folder, tmp_path):
+@pytest.mark.slow
+def test_train_step_for_step_like_pytorch(cifar_folder, tmp_path):
     # In float64 both start 1e-16 apart; after the same updates the second batch's loss still
     # agrees to about 1e-13 (measured 4e-14), where a learning rate or momentum rounded to float32
     # (1.5e-8 off) already moved it by 6e-9. At lr 0.1 on batches of 16 differences then grow about
@@ -72,11 +73,15 @@ def test_resnet20_and_plain20_train_step_for_step_like_pytorch_in_float64(cifar_
             assert a["error"] == b["error"]
             assert a["conv1_norm"] == pytest.approx(b["conv1_norm"], rel=1e-7), step
         # The weights moved and the loss changed (a step that did nothing would agree trivially).
-        assert abs(ours[-1]["conv1_norm"] - data["nets"][net]["keras_resnet"]["conv1_norm_init"]) > 1e-3
+        assert (
+            abs(ours[-1]["conv1_norm"] - data["nets"][net]["keras_resnet"]["conv1_norm_init"])
+            > 1e-3
+        )
         assert len({round(r["loss"], 4) for r in ours}) == 3
 
 
-def test_float32_first_forward_pass_agrees_with_pytorch(cifar_folder, tmp_path):
+@pytest.mark.slow
+def test_float32_forward_agrees_with_pytorch(cifar_folder, tmp_path):
     # Same weights and batch in float32: the first training-mode forward pass agrees to float32
     # rounding. Later steps are left to the float64 test: float32 differences start near 1e-7 and
     # grow fast at lr 0.1, by the third step to 1e-3..3e-3, depending on the CPU's kernels.
@@ -88,7 +93,8 @@ def test_float32_first_forward_pass_agrees_with_pytorch(cifar_folder, tmp_path):
         assert ours[0]["conv1_norm"] == pytest.approx(torch[0]["conv1_norm"], rel=1e-5)
 
 
-def test_unknown_net_is_refused_with_the_allowed_names(cifar_folder, tmp_path):
+@pytest.mark.slow
+def test_unknown_net_lists_the_allowed(cifar_folder, tmp_path):
     result = subprocess.run(
         [sys.executable, str(SCRIPT), f"--data_dir={cifar_folder}", "--nets=resnet18",
          f"--json={tmp_path / 'x.json'}"], capture_output=True, text=True, timeout=300, check=False)

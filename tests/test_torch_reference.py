@@ -81,7 +81,7 @@ def finished_run(cifar_folder, tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_files_follow_our_trainers_schema_and_schedule(finished_run):
+def test_files_follow_our_schema_and_schedule(finished_run):
     assert (finished_run / "metrics.csv").read_text().splitlines()[0] == \
         ",".join(trainer.CSV_COLUMNS)
     rows = trainer.read_metrics_csv(str(finished_run / "metrics.csv"))
@@ -127,7 +127,7 @@ def test_files_follow_our_trainers_schema_and_schedule(finished_run):
 
 
 @pytest.mark.slow
-def test_a_killed_run_resumes_to_the_uninterrupted_result(cifar_folder, finished_run, tmp_path):
+def test_killed_run_resumes_to_same_result(cifar_folder, finished_run, tmp_path):
     model_dir = tmp_path / "killed"
     process = subprocess.Popen(command(cifar_folder, model_dir), cwd=REPO, text=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -158,7 +158,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(cifar_folder, finished
 
 
 @pytest.mark.slow
-def test_other_recipe_flags_are_refused_and_a_finished_run_is_not_redone(cifar_folder,
+def test_other_flags_refused_finished_not_redone(cifar_folder,
                                                                          finished_run):
     before = snapshot(finished_run)
     result = run(cifar_folder, finished_run, "--lr=0.2", "--weight_decay_on=kernels")
@@ -172,7 +172,7 @@ def test_other_recipe_flags_are_refused_and_a_finished_run_is_not_redone(cifar_f
 
 
 @pytest.mark.slow
-def test_bad_input_is_one_line_naming_the_flag(cifar_folder, tmp_path):
+def test_bad_input_names_the_flag(cifar_folder, tmp_path):
     result = run(cifar_folder, tmp_path / "a", "--torch_python=/no/python")
     assert result.returncode == 2
     assert result.stderr.strip() == ("error: --torch_python=/no/python: cannot import torch (no "
@@ -188,7 +188,8 @@ def test_bad_input_is_one_line_naming_the_flag(cifar_folder, tmp_path):
     assert not any(tmp_path.iterdir())  # nothing written for a run that cannot start
 
 
-def test_nets_are_he_initialised_and_weight_decay_takes_the_chosen_parameters():
+@pytest.mark.slow
+def test_he_init_and_chosen_weight_decay():
     probe = """
 import json, sys, torch
 sys.path.insert(0, "benchmarks")

@@ -12,7 +12,10 @@ a rerun with other defining flags is refused (keras_resnet.training.resume).
 
 from __future__ import annotations
 
-import keras_resnet  # noqa: I001 (first: keras_resnet.runtime sets TF's oneDNN default before TF loads)
+# First: keras_resnet.runtime sets TensorFlow's oneDNN default before TensorFlow loads.
+import keras_resnet
+
+# isort: split
 import keras
 from absl import app, flags
 
@@ -81,7 +84,9 @@ def train() -> int:
                                       schedules.CIFAR_TOTAL_STEPS)
     boundaries = schedules.parse_boundaries("lr_boundaries", FLAGS.lr_boundaries)
     if not FLAGS["lr_boundaries"].present and total_steps != schedules.CIFAR_TOTAL_STEPS:
-        boundaries = schedules.scaled_boundaries(boundaries, total_steps, schedules.CIFAR_TOTAL_STEPS)
+        boundaries = schedules.scaled_boundaries(
+            boundaries, total_steps, schedules.CIFAR_TOTAL_STEPS
+        )
     schedule = schedules.cifar_schedule(FLAGS.lr, boundaries)
     spec = keras_resnet.get_spec(FLAGS.model)
     warmup = None
@@ -123,9 +128,11 @@ def train() -> int:
                   "test_examples": len(x_test)},
     )
     train_data = trainer.TrainData(
-        train=train_input, num_train_examples=len(x_train),
+        train=train_input,
+        num_train_examples=len(x_train),
         validation=None if x_val is None else eval_data(x_val.astype("float32"), y_val),
-        test=eval_data(x_test.astype("float32"), data.y_test), eval_batch_size=FLAGS.eval_batch_size,
+        test=eval_data(x_test.astype("float32"), data.y_test),
+        eval_batch_size=FLAGS.eval_batch_size,
     )
     trainer.run(config, distribution, build_model, train_data)
     return 0
@@ -135,7 +142,11 @@ def as_eval_data(x, y, batch: int, strategy: str):
     """Validation / test data for the trainer: on TensorFlow, for strategies within one host, a
     tf.data pipeline without the autotuner's teardown wait (cifar_data.tf_data_options); else the
     arrays, which Keras shards across the workers of multi_worker_mirrored / TPU hosts itself."""
-    if distribute.keras_backend() == "tensorflow" and strategy in ("default", "one_device", "mirrored"):
+    if distribute.keras_backend() == "tensorflow" and strategy in (
+        "default",
+        "one_device",
+        "mirrored",
+    ):
         return cifar_data.tf_eval_dataset(x, y, batch)
     return x, y
 

@@ -23,7 +23,10 @@ import json
 import os
 import sys
 
-import keras_resnet  # noqa: I001 (first: keras_resnet.runtime sets oneDNN before TF loads)
+# First: keras_resnet.runtime sets TensorFlow's oneDNN default before TensorFlow loads.
+import keras_resnet
+
+# isort: split
 import keras
 import tensorflow as tf
 from absl import app, flags
@@ -33,7 +36,9 @@ from keras_resnet.training import evaluation
 from keras_resnet.training import imagenet_input as data
 
 flags.DEFINE_string("model_dir", None, "A training model_dir (model.keras, metadata.json).")
-flags.DEFINE_string("model_path", None, "A .keras file (instead of --model_dir); needs --image_size.")
+flags.DEFINE_string(
+    "model_path", None, "A .keras file (instead of --model_dir); needs --image_size."
+)
 flags.DEFINE_string("model", None, "A registered ImageNet net, with --weights.")
 flags.DEFINE_string("weights", None, "With --model: 'imagenet' or a weight file "
                     "(keras.applications .h5, torchvision / timm .safetensors / .pth, ...).")
@@ -41,7 +46,9 @@ flags.DEFINE_enum("bottleneck_stride", "1x1", ["1x1", "3x3"], "With --weights: 3
                   "/ timm ResNet-50/101/152 (ResNet v1.5).")
 flags.DEFINE_enum("preprocessing", None, ["caffe", "torch"], "With --weights: the input "
                   "preprocessing (default: the one the weights expect).")
-flags.DEFINE_string("data_dir", None, "TFRecord shards, image folder or TFDS data dir.", required=True)
+flags.DEFINE_string(
+    "data_dir", None, "TFRecord shards, image folder or TFDS data dir.", required=True
+)
 flags.DEFINE_enum("data_source", "auto", list(data.SOURCES), "Data source (auto: detect).")
 flags.DEFINE_string("tfds_manual_dir", None, "TFDS manual download dir.")
 flags.DEFINE_list("modes", list(evaluation.MODES), f"Any of {', '.join(evaluation.MODES)}.")
@@ -81,7 +88,9 @@ def _load() -> tuple[keras.Model, dict, str]:
         return model, metadata, "."
     if FLAGS.model_path:
         if not FLAGS.image_size:
-            raise ValueError(f"--model_path={FLAGS.model_path} needs --image_size (no metadata.json).")
+            raise ValueError(
+                f"--model_path={FLAGS.model_path} needs --image_size (no metadata.json)."
+            )
         return keras.saving.load_model(FLAGS.model_path), {}, os.path.dirname(FLAGS.model_path)
     model_path = os.path.join(FLAGS.model_dir, "model.keras")
     metadata_path = os.path.join(FLAGS.model_dir, "metadata.json")
@@ -108,9 +117,13 @@ def run() -> int:
     else:
         info = data.describe_data(FLAGS.data_dir, source, FLAGS.tfds_manual_dir)
     if trained is not None and list(trained) != list(info.class_names):
-        raise ValueError(f"--data_dir={FLAGS.data_dir}: its {info.num_classes} classes differ from the "
-                         f"{len(trained)} the model was trained on (metadata.json class_names).")
-    examples = data.encoded_examples(info, "validation", False, tfds_manual_dir=FLAGS.tfds_manual_dir)
+        raise ValueError(
+            f"--data_dir={FLAGS.data_dir}: its {info.num_classes} classes differ from the "
+            f"{len(trained)} the model was trained on (metadata.json class_names)."
+        )
+    examples = data.encoded_examples(
+        info, "validation", False, tfds_manual_dir=FLAGS.tfds_manual_dir
+    )
     if FLAGS.max_images:
         examples = examples.take(FLAGS.max_images)
     results = evaluation.evaluate(model, examples, size, FLAGS.modes,

@@ -19,7 +19,10 @@ from __future__ import annotations
 import json
 import os
 
-import keras_resnet  # noqa: I001 (first: keras_resnet.runtime sets TF's oneDNN default before TF loads)
+# First: keras_resnet.runtime sets TensorFlow's oneDNN default before TensorFlow loads.
+import keras_resnet
+
+# isort: split
 import keras
 from absl import app, flags
 
@@ -27,7 +30,9 @@ from keras_resnet.training import distribute, evaluation, schedules, trainer
 from keras_resnet.training import imagenet_input as data
 from keras_resnet.training.flags import define_common_flags, main, train_config
 
-IMAGENET_MODELS = [m for m in keras_resnet.list_models() if keras_resnet.get_spec(m).family == "imagenet"]
+IMAGENET_MODELS = [
+    m for m in keras_resnet.list_models() if keras_resnet.get_spec(m).family == "imagenet"
+]
 PAPER_ITERATIONS = 600_000  # Sec. 3.4: "up to 60 x 10^4 iterations" at batch 256
 PAPER_BATCH = 256
 
@@ -38,21 +43,38 @@ flags.DEFINE_string("data_dir", None, "TFRecord shards (train-*-of-*, validation
                     required=True)
 flags.DEFINE_enum("data_source", "auto", list(data.SOURCES), "auto: shards if present, else a "
                   "train/ folder, else TFDS imagenet2012.")
-flags.DEFINE_string("tfds_manual_dir", None, "TFDS manual download dir holding ILSVRC2012_img_*.tar.")
-flags.DEFINE_integer("image_size", data.PAPER_IMAGE_SIZE, "Crop size S. Below 224 the paper's lengths "
-                     "scale by S/224: train shorter side [256, 480]*S/224, 1-crop/10-crop shorter side "
-                     "256*S/224, multi-scale sides {224, 256, 384, 480, 640}*S/224.", lower_bound=32)
-flags.DEFINE_enum("crop", "scale", list(data.CROPS), "scale: Sec. 3.4 scale augmentation; inception: "
-                  "random-resized crop (8-100% area, 3/4-4/3 aspect).")
+flags.DEFINE_string(
+    "tfds_manual_dir", None, "TFDS manual download dir holding ILSVRC2012_img_*.tar."
+)
+flags.DEFINE_integer(
+    "image_size",
+    data.PAPER_IMAGE_SIZE,
+    "Crop size S. Below 224 the paper's lengths "
+    "scale by S/224: train shorter side [256, 480]*S/224, 1-crop/10-crop shorter side "
+    "256*S/224, multi-scale sides {224, 256, 384, 480, 640}*S/224.",
+    lower_bound=32,
+)
+flags.DEFINE_enum(
+    "crop",
+    "scale",
+    list(data.CROPS),
+    "scale: Sec. 3.4 scale augmentation; inception: "
+    "random-resized crop (8-100% area, 3/4-4/3 aspect).",
+)
 flags.DEFINE_enum("mean", "pixel", list(data.MEANS), "Subtract the per-pixel mean image (Sec. 3.4) "
                   "or the per-channel mean.")
-flags.DEFINE_float("pca_std", 0.1, "Std of AlexNet's PCA lighting noise (0 disables).", lower_bound=0.0)
+flags.DEFINE_float(
+    "pca_std", 0.1, "Std of AlexNet's PCA lighting noise (0 disables).", lower_bound=0.0
+)
 flags.DEFINE_integer("stats_images", 10_000, "Training images sampled for the mean and the PCA.",
                      lower_bound=1)
 flags.DEFINE_integer("shuffle_buffer", 10_000, "Examples in the shuffle buffer (per host).",
                      lower_bound=1)
-flags.DEFINE_list("lr_boundary_epochs", ["30", "60", "90"], "Epochs at which the lr is divided by 10 "
-                  "(fixed points for the paper's plateaus).")
+flags.DEFINE_list(
+    "lr_boundary_epochs",
+    ["30", "60", "90"],
+    "Epochs at which the lr is divided by 10 (fixed points for the paper's plateaus).",
+)
 flags.DEFINE_integer("warmup_epochs", 5, "Goyal et al.'s gradual warm-up from --lr, used when "
                      "the linearly scaled lr (--lr * batch / 256) exceeds --lr.", lower_bound=0)
 flags.DEFINE_enum("shortcut", None, ["A", "B", "C"], "Shortcut option (Sec. 3.3; default B).")
@@ -82,7 +104,9 @@ def train() -> int:
                                      FLAGS.tfds_manual_dir)
     steps_per_epoch = data.steps_per_epoch(info.num_examples["train"], FLAGS.batch_size)
     default_steps = round(PAPER_ITERATIONS * PAPER_BATCH / FLAGS.batch_size)
-    total_steps = schedules.steps_for(FLAGS.train_steps, FLAGS.epochs, steps_per_epoch, default_steps)
+    total_steps = schedules.steps_for(
+        FLAGS.train_steps, FLAGS.epochs, steps_per_epoch, default_steps
+    )
     augment = data.AugmentConfig(image_size=size, crop=FLAGS.crop, pca_std=FLAGS.pca_std,
                                  shuffle_buffer=FLAGS.shuffle_buffer)
 
@@ -91,11 +115,15 @@ def train() -> int:
         seed = FLAGS.seed * 1_000_003 + first_step
         examples = data.encoded_examples(info, "train", True, context, seed, FLAGS.tfds_manual_dir)
         if context is None:
-            return data.train_dataset(examples, FLAGS.batch_size, augment, stats, seed).take(num_steps)
+            return data.train_dataset(examples, FLAGS.batch_size, augment, stats, seed).take(
+                num_steps
+            )
         # One pipeline per host feeds that host's replicas one per-replica batch each per step.
         local_replicas = context.num_replicas_in_sync // context.num_input_pipelines
         batch = context.get_per_replica_batch_size(FLAGS.batch_size)
-        return data.train_dataset(examples, batch, augment, stats, seed).take(num_steps * local_replicas)
+        return data.train_dataset(examples, batch, augment, stats, seed).take(
+            num_steps * local_replicas
+        )
 
     def train_input(first_step: int, num_steps: int):
         if distribution.strategy is None:
@@ -120,22 +148,34 @@ def train() -> int:
                                       zero_init_residual=FLAGS.zero_init_residual)
 
     config = train_config(
-        total_steps=total_steps, steps_per_epoch=steps_per_epoch, global_batch=FLAGS.batch_size,
+        total_steps=total_steps,
+        steps_per_epoch=steps_per_epoch,
+        global_batch=FLAGS.batch_size,
         schedule=_schedule(steps_per_epoch),
-        metadata={"model": FLAGS.model, "dataset": info.dataset, "class_names": list(info.class_names),
-                  "image_size": [size, size], "channels": 3, "eval_resize": data.eval_resize(size),
-                  "mean": FLAGS.mean, "data_source": info.source, "crop": FLAGS.crop,
-                  "train_scale_range": list(data.train_scale_range(size)),
-                  "multiscale_sizes": list(evaluation.multiscale_sizes(size)),
-                  "train_examples": info.num_examples["train"],
-                  "validation_examples": info.num_examples["validation"]},
+        metadata={
+            "model": FLAGS.model,
+            "dataset": info.dataset,
+            "class_names": list(info.class_names),
+            "image_size": [size, size],
+            "channels": 3,
+            "eval_resize": data.eval_resize(size),
+            "mean": FLAGS.mean,
+            "data_source": info.source,
+            "crop": FLAGS.crop,
+            "train_scale_range": list(data.train_scale_range(size)),
+            "multiscale_sizes": list(evaluation.multiscale_sizes(size)),
+            "train_examples": info.num_examples["train"],
+            "validation_examples": info.num_examples["validation"],
+        },
     )
     train_data = trainer.TrainData(train=train_input, num_train_examples=info.num_examples["train"],
                                    test=validation, eval_batch_size=FLAGS.eval_batch_size)
     trainer.run(config, distribution, build_model, train_data)
     if distribution.is_chief and FLAGS.eval_modes:
         model = keras.saving.load_model(os.path.join(FLAGS.model_dir, "model.keras"))
-        examples = data.encoded_examples(info, "validation", False, tfds_manual_dir=FLAGS.tfds_manual_dir)
+        examples = data.encoded_examples(
+            info, "validation", False, tfds_manual_dir=FLAGS.tfds_manual_dir
+        )
         results = evaluation.evaluate(model, examples, size, FLAGS.eval_modes,
                                       batch_size=FLAGS.eval_batch_size)
         evaluation.write_results(os.path.join(FLAGS.model_dir, evaluation.RESULTS_FILE), results)

@@ -32,7 +32,10 @@ def main(argv: list[str]) -> int:
 
     labels = FLAGS.labels or [figures.run_label(d) for d in FLAGS.model_dirs]
     if len(labels) != len(FLAGS.model_dirs):
-        print(f"error: {len(labels)} --labels for {len(FLAGS.model_dirs)} --model_dirs", file=sys.stderr)
+        print(
+            f"error: {len(labels)} --labels for {len(FLAGS.model_dirs)} --model_dirs",
+            file=sys.stderr,
+        )
         return 2
     responses = {}
     try:

@@ -24,7 +24,9 @@ FLAGS = flags.FLAGS
 def main(argv: list[str]) -> int:
     del argv
     try:
-        path = figures.plot_training_curves(FLAGS.model_dirs, FLAGS.output, FLAGS.labels, FLAGS.title)
+        path = figures.plot_training_curves(
+            FLAGS.model_dirs, FLAGS.output, FLAGS.labels, FLAGS.title
+        )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

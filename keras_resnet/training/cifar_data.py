@@ -172,10 +172,13 @@ def _pickled_images(path: str, label_key: bytes) -> tuple[np.ndarray, np.ndarray
 def _load_files(dataset: str, data_dir: str | None) -> ImageData:
     if dataset == "fashion_mnist":
         return _load_fashion_mnist(data_dir or FASHION_MNIST_DIR)
-    get = "Get it from https://www.cs.toronto.edu/~kriz/cifar.html (python version) and unpack it there."
+    get = ("Get it from https://www.cs.toronto.edu/~kriz/cifar.html (python version) and unpack "
+           "it there.")
     if dataset == "cifar10":
         root = _find_dir(data_dir, "cifar-10-batches-py", get)
-        parts = [_pickled_images(os.path.join(root, f"data_batch_{i}"), b"labels") for i in range(1, 6)]
+        parts = [
+            _pickled_images(os.path.join(root, f"data_batch_{i}"), b"labels") for i in range(1, 6)
+        ]
         x_test, y_test = _pickled_images(os.path.join(root, "test_batch"), b"labels")
         names = [n.decode() for n in _unpickle(os.path.join(root, "batches.meta"))[b"label_names"]]
         x_train = np.concatenate([p[0] for p in parts])
@@ -193,7 +196,8 @@ def read_idx(path: str) -> np.ndarray:
     if not os.path.exists(path):
         raise DataError(
             f"Data not found: {path} is missing. Install Debian's dataset-fashion-mnist "
-            f"(apt-get install dataset-fashion-mnist) or pass --data_dir with the four idx .gz files."
+            "(apt-get install dataset-fashion-mnist) or pass --data_dir with the four idx .gz "
+            "files."
         )
     try:
         opener = gzip.open if path.endswith(".gz") else open
@@ -262,8 +266,10 @@ def _decode_images(paths: list[str]) -> np.ndarray:
             raise DataError(f"Corrupt data file {path}: {type(error).__name__}: {error}") from None
     shapes = {i.shape for i in images}
     if len(shapes) != 1:
-        raise DataError(f"Images of different shapes in {os.path.dirname(os.path.dirname(paths[0]))}: "
-                        f"{sorted(shapes)[:4]}.")
+        raise DataError(
+            f"Images of different shapes in {os.path.dirname(os.path.dirname(paths[0]))}: "
+            f"{sorted(shapes)[:4]}."
+        )
     stacked = np.stack(images)
     return stacked[..., None] if stacked.ndim == 3 else stacked
 
@@ -414,9 +420,9 @@ def tf_data_options():
     """Options of the CIFAR pipelines: deterministic, and without tf.data's autotuning.
 
     The autotuner's thread sleeps in doubling periods (10 ms, 20 ms, ...) and the iterator's
-    teardown waits for it: every `fit` and `evaluate` ended up to one period late (a 10-step
-    `fit` of ResNet-20 took 5.11 s instead of 3.03 s: docs/performance.md). These pipelines are one batched gather and crop per
-    step, so AUTOTUNE's untuned defaults (parallelism = cores) are all they need.
+    teardown waits for it: every `fit` and `evaluate` ended up to one period late (the measured
+    cost is in docs/performance.md). These pipelines are one batched gather and crop per step,
+    so AUTOTUNE's untuned defaults (parallelism = cores) are all they need.
     """
     import tensorflow as tf
 

@@ -91,7 +91,9 @@ def tpu_resolver(tpu: str):
     try:
         return tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
     except Exception as error:  # the resolver raises several types, all meaning "not found"
-        raise DistributionError(f"--tpu={tpu}: cannot resolve the TPU: {_first_line(error)}") from None
+        raise DistributionError(
+            f"--tpu={tpu}: cannot resolve the TPU: {_first_line(error)}"
+        ) from None
 
 
 def connect_tpu(tpu: str, timeout_s: float = 60.0):
@@ -123,8 +125,8 @@ def _check_reachable(master: str, tpu: str, timeout_s: float) -> None:
             pass
     except OSError as error:
         raise DistributionError(
-            f"--tpu={tpu}: no TPU reachable at {master} ({error.strerror or error}). Check the name "
-            f"or address, or use --strategy=default."
+            f"--tpu={tpu}: no TPU reachable at {master} ({error.strerror or error}). "
+            f"Check the name or address, or use --strategy=default."
         ) from None
 
 
@@ -157,7 +159,9 @@ def get_distribution(
     `mirrored` = `keras.distribution.DataParallel` over the local devices.
     """
     if strategy not in STRATEGIES:
-        raise DistributionError(f"--strategy={strategy!r}: unknown; allowed: {', '.join(STRATEGIES)}.")
+        raise DistributionError(
+            f"--strategy={strategy!r}: unknown; allowed: {', '.join(STRATEGIES)}."
+        )
     device_counts = ([f"--num_gpus={num_gpus}"] if num_gpus else []) + (
         [f"--num_cpu_devices={num_cpu_devices}"] if num_cpu_devices > 1 else [])
     if device_counts and strategy != "mirrored":
@@ -168,11 +172,15 @@ def get_distribution(
     if backend == "jax":
         return _jax_distribution(strategy, num_gpus)
     if backend != "tensorflow":
-        raise DistributionError(f"KERAS_BACKEND={backend}: the trainers support tensorflow and jax.")
+        raise DistributionError(
+            f"KERAS_BACKEND={backend}: the trainers support tensorflow and jax."
+        )
     import tensorflow as tf
 
     if strategy == "default":
-        return Distribution("default", devices=[d.name for d in tf.config.list_logical_devices()][:1])
+        return Distribution(
+            "default", devices=[d.name for d in tf.config.list_logical_devices()][:1]
+        )
     if strategy == "one_device":
         gpus = tf.config.list_logical_devices("GPU")
         device = gpus[0].name if gpus else tf.config.list_logical_devices("CPU")[0].name
@@ -188,7 +196,9 @@ def get_distribution(
             gpus = gpus[:num_gpus]
         devices = gpus or [d.name for d in tf.config.list_logical_devices("CPU")]
         mirrored = tf.distribute.MirroredStrategy(devices=devices)
-        return Distribution("mirrored", mirrored.num_replicas_in_sync, strategy=mirrored, devices=devices)
+        return Distribution(
+            "mirrored", mirrored.num_replicas_in_sync, strategy=mirrored, devices=devices
+        )
     if strategy == "multi_worker_mirrored":
         if not os.environ.get("TF_CONFIG"):
             raise DistributionError(
@@ -293,15 +303,21 @@ def _jax_distribution(strategy: str, num_gpus: int | None) -> Distribution:
         )
     devices = jax.local_devices()
     if all(d.platform == "cpu" for d in devices):
-        print("warning: KERAS_BACKEND=jax with CPU devices only: XLA's CPU kernels train these nets "
-              "several times slower than TensorFlow's (docs/performance.md, settings run "
-              "docs/speed_backends.json); KERAS_BACKEND=tensorflow is the faster choice on a CPU.",
-              file=sys.stderr, flush=True)
+        print(
+            "warning: KERAS_BACKEND=jax with CPU devices only: XLA's CPU kernels train these nets "
+            "several times slower than TensorFlow's (docs/performance.md, record "
+            "results/benchmarks/speed-backends_amx-xeon-2core.json); KERAS_BACKEND=tensorflow is "
+            "the faster choice on a CPU.",
+            file=sys.stderr,
+            flush=True,
+        )
     if strategy != "mirrored":
         return Distribution(strategy, 1, devices=[str(devices[0])])
     if num_gpus:
         if num_gpus > len(devices):
-            raise DistributionError(f"--num_gpus={num_gpus}, but only {len(devices)} device(s): {devices}.")
+            raise DistributionError(
+                f"--num_gpus={num_gpus}, but only {len(devices)} device(s): {devices}."
+            )
         devices = devices[:num_gpus]
     keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
     return Distribution("mirrored", len(devices), devices=[str(d) for d in devices])

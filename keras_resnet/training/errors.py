@@ -2,4 +2,5 @@
 
 
 class UsageError(ValueError):
-    """A run that cannot start as asked; the message names the argument, value and what is allowed."""
+    """A run that cannot start as asked; the message names the argument, value and what is
+    allowed."""

@@ -1,4 +1,5 @@
-"""Testing of Sec. 3.4 / 4.1: 1-crop, 10-crop and fully-convolutional multi-scale; top-1/top-5 error.
+"""Testing of Sec. 3.4 / 4.1: 1-crop, 10-crop and fully-convolutional multi-scale; top-1/top-5
+error.
 
 Models take raw pixels (0..255) and begin with `SubtractMean` (trained here) or `PreprocessInput`
 (pretrained weights). 1-crop and 10-crop run the saved model as it is. Multi-scale testing runs
@@ -28,7 +29,8 @@ RESULTS_FILE = "evaluation.json"
 
 
 def multiscale_sizes(image_size: int) -> tuple[int, ...]:
-    """Shorter sides of Sec. 3.4's multi-scale testing, {224, 256, 384, 480, 640} * image_size / 224."""
+    """Shorter sides of Sec. 3.4's multi-scale testing: {224, 256, 384, 480, 640} * image_size
+    / 224."""
     return tuple(imagenet_input.scaled(s, image_size) for s in PAPER_SCALES)
 
 
@@ -54,8 +56,11 @@ def ten_crops(image: tf.Tensor, crop_size: int) -> tf.Tensor:
     centre, top-left, top-right, bottom-left, bottom-right, then the horizontal flips of those five
     in the same order. `image` [H, W, C] with H, W >= crop_size; returns [10, crop, crop, C]."""
     height, width = tf.shape(image)[0], tf.shape(image)[1]
-    tf.debugging.assert_greater_equal(tf.minimum(height, width), crop_size,
-                                      message=f"ten_crops: image smaller than crop_size={crop_size}")
+    tf.debugging.assert_greater_equal(
+        tf.minimum(height, width),
+        crop_size,
+        message=f"ten_crops: image smaller than crop_size={crop_size}",
+    )
     bottom, right = height - crop_size, width - crop_size
     offsets = [(bottom // 2, right // 2), (0, 0), (0, right), (bottom, 0), (bottom, right)]
     crops = tf.stack([image[y:y + crop_size, x:x + crop_size] for y, x in offsets])
@@ -71,8 +76,13 @@ def _predictor(model: keras.Model) -> Callable[[tf.Tensor], np.ndarray]:
     return lambda x: predict(x).numpy()
 
 
-def center_crop_scores(model: keras.Model, examples: tf.data.Dataset, image_size: int,
-                       resize: int | None = None, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def center_crop_scores(
+    model: keras.Model,
+    examples: tf.data.Dataset,
+    image_size: int,
+    resize: int | None = None,
+    batch_size: int = 64,
+) -> tuple[np.ndarray, np.ndarray]:
     """1-crop testing: softmax of the centre crop of the image resized to shorter side `resize`
     (default 256 * image_size / 224). Returns (scores [N, K], labels [N])."""
     batches = imagenet_input.center_crop_dataset(examples, batch_size, image_size, resize)
@@ -84,8 +94,13 @@ def center_crop_scores(model: keras.Model, examples: tf.data.Dataset, image_size
     return _concat(scores, labels)
 
 
-def ten_crop_scores(model: keras.Model, examples: tf.data.Dataset, image_size: int,
-                    resize: int | None = None, batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+def ten_crop_scores(
+    model: keras.Model,
+    examples: tf.data.Dataset,
+    image_size: int,
+    resize: int | None = None,
+    batch_size: int = 16,
+) -> tuple[np.ndarray, np.ndarray]:
     """10-crop testing: the softmax averaged over `ten_crops` of the image resized to shorter side
     `resize` (default 256 * image_size / 224). Returns (scores [N, K], labels [N])."""
     resize = resize or imagenet_input.eval_resize(image_size)

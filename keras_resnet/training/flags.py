@@ -9,7 +9,8 @@ the keyword arguments of `define_common_flags`.
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from absl import flags
 
@@ -50,10 +51,14 @@ def define_common_flags(
     flags.DEFINE_float("momentum", momentum, "SGD momentum.", lower_bound=0.0)
     flags.DEFINE_float("weight_decay", weight_decay, "Weight decay (L2 on conv/dense kernels).",
                        lower_bound=0.0)
-    flags.DEFINE_enum("mixed_precision", "auto", list(MODES),
-                      "Compute dtype: none (float32), bfloat16, or float16 with dynamic loss "
-                      "scaling; auto: bfloat16 on TPUs and, on the TensorFlow backend, on CPUs with "
-                      "AMX or AVX512-BF16 (where it trains faster, docs/performance.md), else none.")
+    flags.DEFINE_enum(
+        "mixed_precision",
+        "auto",
+        list(MODES),
+        "Compute dtype: none (float32), bfloat16, or float16 with dynamic loss "
+        "scaling; auto: bfloat16 on TPUs and, on the TensorFlow backend, on CPUs with "
+        "AMX or AVX512-BF16 (where it trains faster, docs/performance.md), else none.",
+    )
     flags.DEFINE_bool("jit_compile", False,
                       "Compile the train step with XLA (always on with KERAS_BACKEND=jax).")
     flags.DEFINE_integer("steps_per_execution", 1, "Train steps per compiled call; it must divide "

@@ -76,7 +76,8 @@ class DataInfo:
 
     @property
     def dataset(self) -> str:
-        """The `metadata.json` dataset name: "imagenet" for TFDS/TFRecord ImageNet, else "folder"."""
+        """The `metadata.json` dataset name: "imagenet" for TFDS/TFRecord ImageNet, else
+        "folder"."""
         return "folder" if self.source == "folder" else "imagenet"
 
     def to_json(self) -> dict:
@@ -88,7 +89,8 @@ class DataInfo:
 
 
 def detect_source(data_dir: str) -> str:
-    """`auto` source: TFRecord shards if `train-*-of-*` exist, a folder set if `train/` exists, else TFDS."""
+    """`auto` source: TFRecord shards if `train-*-of-*` exist, a folder set if `train/` exists,
+    else TFDS."""
     if tf.io.gfile.glob(os.path.join(data_dir, SHARD_PATTERNS["train"])):
         return "tfrecord"
     if tf.io.gfile.isdir(os.path.join(data_dir, SPLIT_DIRS["train"])):
@@ -122,12 +124,15 @@ def _folder_classes(data_dir: str) -> list[str]:
     return names
 
 
-def _folder_files(data_dir: str, split: str, class_names: tuple[str, ...]) -> tuple[list[str], list[int]]:
+def _folder_files(
+    data_dir: str, split: str, class_names: tuple[str, ...]
+) -> tuple[list[str], list[int]]:
     split_dir = os.path.join(data_dir, SPLIT_DIRS[split])
     if not tf.io.gfile.isdir(split_dir):
         raise FileNotFoundError(
             f"data_dir={data_dir!r}: no folder {split_dir!r} for split {split!r} "
-            f"(the folder layout is {SPLIT_DIRS['train']}/<class>/*, {SPLIT_DIRS['validation']}/<class>/*)."
+            f"(the folder layout is {SPLIT_DIRS['train']}/<class>/*, "
+            f"{SPLIT_DIRS['validation']}/<class>/*)."
         )
     index = {name: i for i, name in enumerate(class_names)}
     paths, labels = [], []
@@ -137,7 +142,9 @@ def _folder_files(data_dir: str, split: str, class_names: tuple[str, ...]) -> tu
             continue
         if name not in index:
             raise ValueError(f"{class_dir!r}: class {name!r} is not one of the training classes.")
-        files = sorted(f for f in tf.io.gfile.listdir(class_dir) if f.lower().endswith(IMAGE_EXTENSIONS))
+        files = sorted(
+            f for f in tf.io.gfile.listdir(class_dir) if f.lower().endswith(IMAGE_EXTENSIONS)
+        )
         paths += [os.path.join(class_dir, f) for f in files]
         labels += [index[name]] * len(files)
     if not paths:
@@ -153,21 +160,26 @@ def _tfds_builder(data_dir: str, manual_dir: str | None):
     builder = tfds.builder(TFDS_NAME, data_dir=data_dir or None)
     try:
         builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None
+            download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
+            if manual_dir
+            else None
         )
     except Exception as error:  # noqa: BLE001 (TFDS raises assorted types for "cannot prepare")
         first_line = (str(error).strip().splitlines() or [""])[0]
         raise FileNotFoundError(
             f"data_dir={data_dir!r}: no TFRecord shards ({SHARD_PATTERNS['train']}), no "
             f"{SPLIT_DIRS['train']}/<class>/ folder, and TFDS {TFDS_NAME} cannot be prepared there "
-            f"(tfds_manual_dir={manual_dir!r}: {type(error).__name__}: {first_line}). Give a data_dir "
-            "in one of these layouts, or a TFDS manual dir holding ILSVRC2012_img_train.tar and "
+            f"(tfds_manual_dir={manual_dir!r}: {type(error).__name__}: {first_line}). "
+            "Give a data_dir in one of these layouts, or a TFDS manual dir holding "
+            "ILSVRC2012_img_train.tar and "
             "ILSVRC2012_img_val.tar."
         ) from None
     return builder
 
 
-def _tfds_dataset(builder, split: str, shuffle: bool, input_context, seed: int | None) -> tf.data.Dataset:
+def _tfds_dataset(
+    builder, split: str, shuffle: bool, input_context, seed: int | None
+) -> tf.data.Dataset:
     import tensorflow_datasets as tfds
 
     read_config = tfds.ReadConfig(input_context=input_context, shuffle_seed=seed,
@@ -186,11 +198,14 @@ def _parse_record(record: tf.Tensor, label_offset: int) -> tuple[tf.Tensor, tf.T
         "image/encoded": tf.io.FixedLenFeature([], tf.string),
         "image/class/label": tf.io.FixedLenFeature([], tf.int64),
     })
-    return features["image/encoded"], tf.cast(features["image/class/label"] - label_offset, tf.int32)
+    return features["image/encoded"], tf.cast(
+        features["image/class/label"] - label_offset, tf.int32
+    )
 
 
 def _scan_tfrecord_labels(data_dir: str) -> DataInfo:
-    """Classes of TFRecord shards from the validation labels (and `image/class/synset` if present)."""
+    """Classes of TFRecord shards from the validation labels (and `image/class/synset` if
+    present)."""
     files = _shards(data_dir, "validation")
     spec = {"image/class/label": tf.io.FixedLenFeature([], tf.int64),
             "image/class/synset": tf.io.FixedLenFeature([], tf.string, default_value="")}
@@ -207,7 +222,9 @@ def _scan_tfrecord_labels(data_dir: str) -> DataInfo:
     low, high = min(synsets), max(synsets)
     names = tuple(synsets.get(label) or str(label - low) for label in range(low, high + 1))
     train = _count(tf.data.TFRecordDataset(_shards(data_dir, "train"), num_parallel_reads=AUTOTUNE))
-    return DataInfo("tfrecord", data_dir, names, {"train": train, "validation": count}, label_offset=low)
+    return DataInfo(
+        "tfrecord", data_dir, names, {"train": train, "validation": count}, label_offset=low
+    )
 
 
 def describe_data(data_dir: str, source: str = "auto", tfds_manual_dir: str | None = None,
@@ -248,8 +265,14 @@ def describe_data(data_dir: str, source: str = "auto", tfds_manual_dir: str | No
     return info
 
 
-def encoded_examples(info: DataInfo, split: str, shuffle: bool, input_context=None,
-                     seed: int | None = None, tfds_manual_dir: str | None = None) -> tf.data.Dataset:
+def encoded_examples(
+    info: DataInfo,
+    split: str,
+    shuffle: bool,
+    input_context=None,
+    seed: int | None = None,
+    tfds_manual_dir: str | None = None,
+) -> tf.data.Dataset:
     """(encoded image bytes, int32 label) of one split, sharded for `input_context` (multi-host),
     files read in parallel and interleaved; file order shuffled when `shuffle`."""
     if split not in SPLIT_DIRS:
@@ -266,8 +289,11 @@ def encoded_examples(info: DataInfo, split: str, shuffle: bool, input_context=No
         records = files.interleave(
             lambda f: tf.data.TFRecordDataset(f, buffer_size=8 << 20), cycle_length=16,
             num_parallel_calls=AUTOTUNE, deterministic=not shuffle)
-        return records.map(lambda r: _parse_record(r, info.label_offset), num_parallel_calls=AUTOTUNE,
-                           deterministic=not shuffle)
+        return records.map(
+            lambda r: _parse_record(r, info.label_offset),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=not shuffle,
+        )
     paths, labels = _folder_files(info.data_dir, split, info.class_names)
     ds = tf.data.Dataset.from_tensor_slices((paths, tf.constant(labels, tf.int32)))
     if input_context and input_context.num_input_pipelines > 1:
@@ -331,8 +357,10 @@ def scale_window(shape: tf.Tensor, crop_size: int, scale_range: tuple[int, int],
 
     shorter = uniform(0, high - low + 1) + low
     short_side = tf.minimum(shape[0], shape[1])
-    side = tf.cast(tf.round(crop_size * tf.cast(short_side, tf.float32) / tf.cast(shorter, tf.float32)),
-                   tf.int32)
+    side = tf.cast(
+        tf.round(crop_size * tf.cast(short_side, tf.float32) / tf.cast(shorter, tf.float32)),
+        tf.int32,
+    )
     side = tf.clip_by_value(side, 1, short_side)
     y = uniform(1, shape[0] - side + 1)
     x = uniform(2, shape[1] - side + 1)
@@ -372,7 +400,8 @@ def train_view(encoded: tf.Tensor, image_size: int, scale_range: tuple[int, int]
 
 
 def center_view(encoded: tf.Tensor, image_size: int, resize: int) -> tf.Tensor:
-    """1-crop test view: shorter side `resize`, centre image_size crop (only that window decoded)."""
+    """1-crop test view: shorter side `resize`, centre image_size crop (only that window
+    decoded)."""
     image = decode_window(encoded, center_window(image_shape(encoded), image_size, resize))
     return tf.image.resize(image, [image_size, image_size])
 
@@ -412,7 +441,8 @@ def pca_lighting(images: tf.Tensor, eigval: tf.Tensor, eigvec: tf.Tensor, std: f
 @dataclasses.dataclass(frozen=True)
 class InputStatistics:
     """Training-set statistics: per-pixel mean image [S, S, 3] (0..255) of the 1-crop view, its
-    per-channel mean, and the eigen-decomposition of the RGB covariance (0..1 scale) for PCA lighting."""
+    per-channel mean, and the eigen-decomposition of the RGB covariance (0..1 scale) for PCA
+    lighting."""
 
     mean_image: np.ndarray
     eigval: np.ndarray
@@ -467,12 +497,22 @@ def compute_statistics(examples: tf.data.Dataset, image_size: int, max_images: i
     covariance = moments / (count * image_size * image_size) - np.outer(pixel_mean, pixel_mean)
     eigval, eigvec = np.linalg.eigh(covariance)
     order = np.argsort(eigval)[::-1]
-    return InputStatistics(mean_image.astype(np.float32), np.maximum(eigval[order], 0).astype(np.float32),
-                           eigvec[:, order].astype(np.float32), count)
+    return InputStatistics(
+        mean_image.astype(np.float32),
+        np.maximum(eigval[order], 0).astype(np.float32),
+        eigvec[:, order].astype(np.float32),
+        count,
+    )
 
 
-def training_statistics(info: DataInfo, image_size: int, max_images: int, cache_dir: str | None = None,
-                        seed: int = 0, tfds_manual_dir: str | None = None) -> InputStatistics:
+def training_statistics(
+    info: DataInfo,
+    image_size: int,
+    max_images: int,
+    cache_dir: str | None = None,
+    seed: int = 0,
+    tfds_manual_dir: str | None = None,
+) -> InputStatistics:
     """`compute_statistics` over a seeded random sample of the training split (not the first
     files, which the folder layout sorts by class); cached as `cache_dir/input_statistics.npz`."""
     cache = os.path.join(cache_dir, STATS_FILE) if cache_dir else None
@@ -480,7 +520,9 @@ def training_statistics(info: DataInfo, image_size: int, max_images: int, cache_
         stats = InputStatistics.load(cache)
         if stats.mean_image.shape[:2] == (image_size, image_size):
             return stats
-    examples = encoded_examples(info, "train", shuffle=True, seed=seed, tfds_manual_dir=tfds_manual_dir)
+    examples = encoded_examples(
+        info, "train", shuffle=True, seed=seed, tfds_manual_dir=tfds_manual_dir
+    )
     stats = compute_statistics(examples, image_size, max_images)
     if cache:
         tf.io.gfile.makedirs(cache_dir)

@@ -12,10 +12,16 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_resnet.training.suites import (PAPER_SCHEDULE, PAPER_TEST_ERROR, TORCH_PREFIX, Claim,
-                                          Suite, pretty)
 from keras_resnet.training import files
 from keras_resnet.training.files import read_metrics_csv
+from keras_resnet.training.suites import (
+    PAPER_SCHEDULE,
+    PAPER_TEST_ERROR,
+    TORCH_PREFIX,
+    Claim,
+    Suite,
+    pretty,
+)
 
 RECORD_FILES = ("results.json", "metrics.csv", "metadata.json")
 RESPONSES_FILE = "responses.csv"  # Fig. 7: layer, std (3x3 layers in network order)

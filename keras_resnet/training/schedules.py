@@ -9,7 +9,7 @@ implements the data-dependent warm-up (that rule cannot be a pure function of th
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 from keras import ops
@@ -19,7 +19,8 @@ from keras_resnet.training.errors import UsageError
 # Sec. 4.2: "0.1, divided by 10 at 32k and 48k iterations, and terminate training at 64k".
 CIFAR_BOUNDARIES = (32000, 48000)
 CIFAR_TOTAL_STEPS = 64000
-# Sec. 4.2: ResNet-110 warms up at 0.01 "until the training error is below 80% (about 400 iterations)".
+# Sec. 4.2: ResNet-110 warms up at 0.01 "until the training error is below 80% (about 400
+# iterations)".
 WARMUP_ERROR_THRESHOLD = 0.8
 WARMUP_DEPTH = 110
 
@@ -52,9 +53,13 @@ class PiecewiseConstantWarmup(keras.optimizers.schedules.LearningRateSchedule):
                 f"boundaries={boundaries}, values={values}."
             )
         if boundaries != sorted(boundaries):
-            raise ValueError(f"PiecewiseConstantWarmup: boundaries must increase, got {boundaries}.")
+            raise ValueError(
+                f"PiecewiseConstantWarmup: boundaries must increase, got {boundaries}."
+            )
         if warmup not in ("constant", "linear"):
-            raise ValueError(f"PiecewiseConstantWarmup: warmup={warmup!r}; allowed: 'constant', 'linear'.")
+            raise ValueError(
+                f"PiecewiseConstantWarmup: warmup={warmup!r}; allowed: 'constant', 'linear'."
+            )
         self.boundaries = boundaries
         self.values = values
         self.warmup_steps = int(warmup_steps)
@@ -106,7 +111,8 @@ def cifar_schedule(
 
 
 def scaled_boundaries(boundaries: Sequence[int], total_steps: int, paper_total: int) -> list[int]:
-    """Boundaries rescaled proportionally when training for `total_steps` instead of `paper_total`."""
+    """Boundaries rescaled proportionally when training for `total_steps` instead of
+    `paper_total`."""
     return [max(1, int(round(b * total_steps / paper_total))) for b in boundaries]
 
 
@@ -245,7 +251,9 @@ def parse_boundaries(flag: str, values: Sequence[str]) -> list[int]:
     return boundaries
 
 
-def steps_for(total_steps: int | None, epochs: int | None, steps_per_epoch: int, default: int) -> int:
+def steps_for(
+    total_steps: int | None, epochs: int | None, steps_per_epoch: int, default: int
+) -> int:
     """Total training steps from `--train_steps` or `--epochs` (at most one), else `default`."""
     if total_steps and epochs:
         raise UsageError(f"--train_steps={total_steps} and --epochs={epochs}: give at most one.")

@@ -19,8 +19,9 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import keras
 
@@ -204,7 +205,8 @@ def summary_line(results: dict) -> str:
         f"{results['model']} on {results['dataset']}: test error {error_text} "
         f"after {results['steps']} steps ({results['epochs']:.1f} epochs), "
         f"{results['train_wall_s']:.0f} s, {results['images_per_s']:.0f} images/s on "
-        f"{results['distribution']['num_replicas']} replica(s) [{results['distribution']['strategy']}]; "
+        f"{results['distribution']['num_replicas']} replica(s) "
+        f"[{results['distribution']['strategy']}]; "
         f"{results['model_dir']}"
     )
 
@@ -225,7 +227,9 @@ def run(
     if finished and finished.get("steps", -1) >= config.total_steps:
         print(f"Already finished: {summary_line(finished)}", flush=True)
         return finished
-    check_steps_per_execution(config.steps_per_execution, config.steps_per_epoch, config.total_steps)
+    check_steps_per_execution(
+        config.steps_per_execution, config.steps_per_epoch, config.total_steps
+    )
 
     write_dir = model_dir if distribution.is_chief else os.path.join(
         model_dir, f"worker-{distribution.task_id}")
@@ -262,8 +266,9 @@ def run(
     if distribution.is_chief:
         write_json(os.path.join(model_dir, "metadata.json"), metadata)
     start_step = int(state.get("step", 0))
-    check_steps_per_execution(config.steps_per_execution, config.steps_per_epoch, config.total_steps,
-                              start_step)
+    check_steps_per_execution(
+        config.steps_per_execution, config.steps_per_epoch, config.total_steps, start_step
+    )
     if state and config.warmup is not None and state.get("warmup_ended_at") is not None:
         config.warmup.ended_at = int(state["warmup_ended_at"])
     wall_before = float(state.get("train_wall_s", 0.0))
@@ -283,10 +288,19 @@ def run(
         *distribution_callbacks(distribution),
         lr_controller,
         EpochMetrics(data.test, data.eval_batch_size, run_start, wall_before, step_fn=counter),
-        MetricsCSV(os.path.join(write_dir, "metrics.csv"), start_step, CSV_COLUMNS + tuple(
-            f"{prefix}{m.name}" for m in extra_metrics for prefix in ("", "val_", "test_"))),
-        Checkpointer(checkpoint_dir if distribution.is_chief else os.path.join(write_dir, "checkpoints"),
-                     config.keep_checkpoints, config.checkpoint_steps, trainer_state, step_fn=counter),
+        MetricsCSV(
+            os.path.join(write_dir, "metrics.csv"),
+            start_step,
+            CSV_COLUMNS
+            + tuple(f"{prefix}{m.name}" for m in extra_metrics for prefix in ("", "val_", "test_")),
+        ),
+        Checkpointer(
+            checkpoint_dir if distribution.is_chief else os.path.join(write_dir, "checkpoints"),
+            config.keep_checkpoints,
+            config.checkpoint_steps,
+            trainer_state,
+            step_fn=counter,
+        ),
     ]
     if is_tensorflow_installed():  # TensorBoard summaries are written with tf.summary
         log_dir = os.path.join(write_dir, "logs")
