@@ -71,5 +71,5 @@ def test_readme_results_come_from_the_records():
     readme = (REPO / "README.md").read_text()
     block = report.readme_results(SUITES["cifar_8k"], REPO / "results")
     assert report.with_readme_results(readme, block) == readme, \
-        "README's results are stale: run python training/reproduce.py --suite=cifar_8k --report_only"
+        "README's results are stale: python training/reproduce.py --suite=cifar_8k --report_only"
     assert "| ResNet-20 |" in block

@@ -193,10 +193,9 @@ def readme_results(suite: Suite, results_dir: Path) -> str:
     records = load_runs(suite, results_dir, None)
     finished = {r.model: r for r in records if r.results}
     steps = max((r.results["steps"] for r in finished.values()), default=0)
-    lines = [*textwrap.wrap(
-                 f"CIFAR-10 test error (JPEG q75 copy, 45k/5k split, {steps:,} iterations, 1/8 of "
-                 f"the paper's schedule; suite `{suite.name}`, [docs/results.md](docs/results.md)):",
-                 100, break_long_words=False, break_on_hyphens=False), "",
+    title = (f"CIFAR-10 test error (JPEG q75 copy, 45k/5k split, {steps:,} iterations, 1/8 of "
+             f"the paper's schedule; suite `{suite.name}`, [docs/results.md](docs/results.md)):")
+    lines = [*textwrap.wrap(title, 100, break_long_words=False, break_on_hyphens=False), "",
              "| net | ours | PyTorch, same recipe | paper, Table 6 (64k iterations) |",
              "|---|---:|---:|---:|"]
     def test_error(run: str) -> str:
