@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import keras_resnet
-from keras_resnet.training import report, trainer
+from keras_resnet.training import files, report, trainer
 from keras_resnet.training.suites import SUITES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,7 +84,7 @@ def finished_run(cifar_folder, tmp_path_factory) -> Path:
 def test_files_follow_our_schema_and_schedule(finished_run):
     assert (finished_run / "metrics.csv").read_text().splitlines()[0] == \
         ",".join(trainer.CSV_COLUMNS)
-    rows = trainer.read_metrics_csv(str(finished_run / "metrics.csv"))
+    rows = files.read_metrics_csv(str(finished_run / "metrics.csv"))
     assert [(r["epoch"], r["step"]) for r in rows] == [(1, 10), (2, 20), (3, 28)]
     # The lr of each epoch's last step: 0.1 before step 14, 0.01 before 21, then 0.001.
     assert [r["lr"] for r in rows] == pytest.approx([0.1, 0.01, 0.001])
@@ -148,8 +148,8 @@ def test_killed_run_resumes_to_same_result(cifar_folder, finished_run, tmp_path)
     check(result)
     resumed = json.loads((model_dir / "results.json").read_text())["resumed_from_step"]
     assert 10 <= resumed < 28 and f"Resuming from step {resumed}" in result.stdout
-    rows = trainer.read_metrics_csv(str(model_dir / "metrics.csv"))
-    expected = trainer.read_metrics_csv(str(finished_run / "metrics.csv"))
+    rows = files.read_metrics_csv(str(model_dir / "metrics.csv"))
+    expected = files.read_metrics_csv(str(finished_run / "metrics.csv"))
     assert [r["step"] for r in rows] == [10, 20, 28]
     for row, reference in zip(rows, expected):  # same weights, batches and running sums
         for column in trainer.CSV_COLUMNS[:-1]:
