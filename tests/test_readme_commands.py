@@ -1,6 +1,6 @@
-"""Every `python` command shown in README.md and docs/training.md runs as written: those that can run offline do, for
-a few steps on small real data (Fashion-MNIST, the CIFAR-10 JPEG copy); the others (a TFDS
-download, a TPU, ImageNet) have their flags parsed by the script's own absl flags."""
+"""Every `python` command shown in README.md and docs/training.md runs as written: those that can
+run offline do, for a few steps on small real data (Fashion-MNIST, the CIFAR-10 JPEG copy); the
+others (a TFDS download, a TPU, ImageNet) have their flags parsed by the script's own flags."""
 
 from __future__ import annotations
 
@@ -54,8 +54,8 @@ ELSEWHERE = {"python docs/model_table.py --write"}
 
 
 def readme_commands() -> set[str]:
-    """The `python ...` commands of README.md's and docs/training.md's bash blocks (joined continuation lines, comments
-    dropped, `.venv/bin/python` as `python`) and of its inline code."""
+    """The `python ...` commands of README.md's and docs/training.md's bash blocks (joined
+    continuation lines, comments dropped, `.venv/bin/python` as `python`) and inline code."""
     text = README.read_text() + TRAINING_PAGE.read_text()
     commands = set()
     for block in re.findall(r"```bash\n(.*?)```", text, re.S):
