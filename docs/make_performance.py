@@ -169,12 +169,8 @@ def headline(result: dict) -> list[str]:
 def readme_speed(result: dict, run_path: Path) -> str:
     """The README's Speed section: the headline, how it is measured and where the rest is,
     wrapped at 100 columns like the README."""
-    how = ("`benchmarks/train_throughput.py` measures training and serving against "
-           "keras.applications, a hand-written Keras CIFAR ResNet and PyTorch in one run, "
-           "alternating the contenders round by round; `python docs/make_performance.py` turns "
-           "its record into [docs/performance.md](docs/performance.md) (the machine, the tables "
-           f"and the figures behind each default), here from `{relative(run_path)}`. Every "
-           "record: [results/](results/README.md).")
+    how = (f"From `{relative(run_path)}` (`benchmarks/train_throughput.py`, contenders alternated "
+           "round by round); the tables: [docs/performance.md](docs/performance.md).")
     lines = ["## Speed", "", *headline(result), "", how]
     return "".join(textwrap.fill(line, 100, break_on_hyphens=False, break_long_words=False,
                                  subsequent_indent="  " if line.startswith("- ") else "") + "\n"

@@ -1,6 +1,6 @@
-"""Every `python` command shown in README.md runs as written: those that can run offline do, for
-a few steps on small real data (Fashion-MNIST, the CIFAR-10 JPEG copy); the others (a TFDS
-download, a TPU, ImageNet) have their flags parsed by the script's own absl flags."""
+"""Every `python` command shown in README.md and docs/training.md runs as written: those that can
+run offline do, for a few steps on small real data (Fashion-MNIST, the CIFAR-10 JPEG copy); the
+others (a TFDS download, a TPU, ImageNet) have their flags parsed by the script's own flags."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import pytest
 import cifar_helpers as helpers
 
 README = helpers.REPO / "README.md"
+TRAINING_PAGE = helpers.REPO / "docs" / "training.md"  # the README's training details
 # Appended to the training commands that run here: a few steps on a small subset.
 SMALL = ["--max_train_examples=320", "--max_test_examples=64", "--validation_size=64",
          "--batch_size=128", "--eval_batch_size=64", "--verbose=2"]
@@ -48,14 +49,14 @@ FLAGS_ONLY = {
     "python -m keras_resnet.convert resnet50.pth r50_tv.weights.h5 --model=resnet50 "
     "--bottleneck_stride=3x3": "a torchvision checkpoint (test_pretrained.py converts one)",
 }
-# Run by other tests: tests/test_docs.py checks what these commands write.
-ELSEWHERE = {"python docs/model_table.py --write", "python docs/make_performance.py"}
+# Run by another test: tests/test_docs.py checks the table this command writes.
+ELSEWHERE = {"python docs/model_table.py --write"}
 
 
 def readme_commands() -> set[str]:
-    """The `python ...` commands of README.md's bash blocks (joined continuation lines, comments
-    dropped, `.venv/bin/python` as `python`) and of its inline code."""
-    text = README.read_text()
+    """The `python ...` commands of README.md's and docs/training.md's bash blocks (joined
+    continuation lines, comments dropped, `.venv/bin/python` as `python`) and inline code."""
+    text = README.read_text() + TRAINING_PAGE.read_text()
     commands = set()
     for block in re.findall(r"```bash\n(.*?)```", text, re.S):
         for line in block.replace("\\\n", " ").splitlines():

@@ -245,3 +245,35 @@ def test_run_flags_ask_a_balanced_split():
     assert flags["tiny"]["validation_per_class"] == 5 and "validation_size" not in flags["tiny"]
     for name, run in flags.items():
         assert "validation_size" not in run, name
+
+
+def test_report_and_records_read_a_remote_runs_dir(tmp_path):
+    """A suite trained into a remote RUNS_DIR (gs://...; here TensorFlow's ram:// filesystem,
+    the same tf.io.gfile code path) is reported and recorded from there."""
+    tf = pytest.importorskip("tensorflow")
+    import importlib.util
+
+    from keras_resnet.training import report
+    from keras_resnet.training.suites import SUITES
+
+    source = REPO / "results" / "cifar_8k" / "resnet20"  # a real run's files
+    remote = "ram://reproduce/runs"
+    model_dir = f"{remote}/cifar_8k/resnet20"
+    tf.io.gfile.makedirs(model_dir)
+    for name in ("metrics.csv", "results.json", "metadata.json"):
+        tf.io.gfile.copy(str(source / name), f"{model_dir}/{name}", overwrite=True)
+
+    empty = tmp_path / "results"
+    report.write_report([SUITES["cifar_8k"]], empty, remote, tmp_path / "docs")
+    test_error = json.loads((source / "results.json").read_text())["test_error"]
+    section = (tmp_path / "docs" / "results.md").read_text()
+    assert row_cells(section, "ResNet-20")[4] == percent(test_error)
+    assert (tmp_path / "docs" / "fig6_cifar_8k_resnet.png").read_bytes()[:8] == PNG_SIGNATURE
+
+    spec = importlib.util.spec_from_file_location("reproduce_under_test", RUNNER)
+    reproduce = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reproduce)
+    assert reproduce.check_model_dir(model_dir, {"model": "other"}) is False  # no runner.json
+    reproduce.export_record(model_dir, empty / "cifar_8k" / "resnet20", None)
+    for name in ("metrics.csv", "results.json", "metadata.json"):
+        assert (empty / "cifar_8k" / "resnet20" / name).read_bytes() == (source / name).read_bytes()

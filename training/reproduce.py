@@ -30,7 +30,7 @@ from absl import app, flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # quiet TensorFlow here and in the trainers
 
-from keras_resnet.training import report  # noqa: E402
+from keras_resnet.training import files, report  # noqa: E402
 from keras_resnet.training.suites import SUITES, TORCH_PREFIX, Suite  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,8 +49,9 @@ class RunnerError(RuntimeError):
 flags.DEFINE_enum("suite", None, list(SUITES), "The suite to train and report.", required=True)
 flags.DEFINE_list("models", None, "Train only these runs of the suite (default: all), in this "
                   "order; e.g. to split a suite over machines.")
-flags.DEFINE_string("runs_dir", str(REPO / "runs"), "Model_dirs go to RUNS_DIR/SUITE/RUN, "
-                    "prepared data to RUNS_DIR/data.")
+flags.DEFINE_string("runs_dir", str(REPO / "runs"), "Model_dirs go to RUNS_DIR/SUITE/RUN (a "
+                    "tf.io.gfile path: gs://... too, for our nets), prepared data to "
+                    "RUNS_DIR/data (for a remote RUNS_DIR, runs/data in the repository).")
 flags.DEFINE_string("results_dir", str(REPO / "results"), "Finished runs' records go to "
                     "RESULTS_DIR/SUITE/RUN.")
 flags.DEFINE_string("docs_dir", str(REPO / "docs"), "Where results.md and the figures go.")
@@ -72,10 +73,10 @@ FLAGS = flags.FLAGS
 
 # --------------------------------------------------------------------------- data
 
-def prepare_data(suite: Suite, runs_dir: Path, cifar_tar: Path,
+def prepare_data(suite: Suite, data_root: Path, cifar_tar: Path,
                  fashion_mnist_dir: str | None) -> tuple[str, str]:
     """(--data_source, --data_dir) for the suite's trainer runs; CIFAR-10 subsets are extracted
-    once from the JPEG copy into RUNS_DIR/data/KEY and reused."""
+    once from the JPEG copy into DATA_ROOT/KEY and reused."""
     if suite.data.dataset == "fashion_mnist":
         from keras_resnet.training.cifar_data import FASHION_MNIST_DIR
 
@@ -84,7 +85,7 @@ def prepare_data(suite: Suite, runs_dir: Path, cifar_tar: Path,
     pool = "all" if spec.train_per_class is None else \
         spec.train_per_class + spec.validation_per_class
     test = "all" if spec.test_per_class is None else spec.test_per_class
-    target = runs_dir / "data" / f"cifar10-jpeg_pool{pool}_test{test}_seed{spec.seed}"
+    target = data_root / f"cifar10-jpeg_pool{pool}_test{test}_seed{spec.seed}"
     if (target / "manifest.json").exists():
         print(f"Using prepared data {target}", flush=True)
         return "folder", str(target / "cifar10-jpeg")
@@ -166,49 +167,51 @@ def command_line(script: Path, run: dict) -> list[str]:
     return [sys.executable, str(script), *args]
 
 
-def check_model_dir(model_dir: Path, run: dict) -> bool:
+def check_model_dir(model_dir: str, run: dict) -> bool:
     """True if the run in `model_dir` is finished. Raises if the model_dir was started with
     other flags (a different suite definition), as resuming it would mix two schedules."""
-    started = report.read_json(model_dir / RUNNER_FILE)
+    started = report.read_json(os.path.join(model_dir, RUNNER_FILE))
     if started is not None and started != run:
         differing = sorted(k for k in set(started) | set(run) if started.get(k) != run.get(k))
         before = ", ".join(f"--{k}={started.get(k)}" for k in differing)
         now = ", ".join(f"--{k}={run.get(k)}" for k in differing)
         raise RunnerError(f"{model_dir} was started with other flags ({before}; this suite asks "
                           f"{now}): pass another --runs_dir or delete it.")
-    return started is not None and report.read_json(model_dir / "results.json") is not None
+    return (started is not None
+            and report.read_json(os.path.join(model_dir, "results.json")) is not None)
 
 
-def train_suite(suite: Suite, models: list[str], runs_dir: Path, results_dir: Path,
+def train_suite(suite: Suite, models: list[str], runs_dir: str, results_dir: Path,
                 cifar_tar: Path, fashion_mnist_dir: str) -> None:
     """Train the suite's runs one after another and record each finished one: runs with a
     record are skipped, interrupted ones resume. Every model_dir is checked first."""
     runs = {m: run_flags(suite, m) for m in models}
     recorded = {m: (results_dir / suite.name / m / "results.json").exists() for m in models}
-    finished = {m: recorded[m] or check_model_dir(runs_dir / suite.name / m, runs[m])
+    finished = {m: recorded[m] or check_model_dir(os.path.join(runs_dir, suite.name, m), runs[m])
                 for m in models}
     if all(recorded.values()):
         data = None
     else:
-        data = prepare_data(suite, runs_dir, cifar_tar, fashion_mnist_dir)
+        data = prepare_data(suite, data_root(runs_dir), cifar_tar, fashion_mnist_dir)
     images = None
     for index, model in enumerate(models, 1):
-        model_dir = runs_dir / suite.name / model
+        model_dir = os.path.join(runs_dir, suite.name, model)
         record_dir = results_dir / suite.name / model
         prefix = f"[{suite.name} {index}/{len(models)}] {model}"
         if recorded[model]:
             print(f"{prefix}: recorded, skipped ({record_dir})", flush=True)
             continue
         if not finished[model]:
-            model_dir.mkdir(parents=True, exist_ok=True)
-            (model_dir / RUNNER_FILE).write_text(json.dumps(runs[model], indent=1, sort_keys=True))
+            files.make_dirs(model_dir)
+            files.write_atomic(os.path.join(model_dir, RUNNER_FILE),
+                               json.dumps(runs[model], indent=1, sort_keys=True))
             print(f"{prefix}: training ({model_dir})", flush=True)
             env = dict(os.environ, PYTHONUNBUFFERED="1")
             env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-            paths = {"data_source": data[0], "data_dir": data[1], "model_dir": str(model_dir)}
+            paths = {"data_source": data[0], "data_dir": data[1], "model_dir": model_dir}
             if model.startswith(TORCH_PREFIX):
                 script = TORCH_TRAINER
-                paths = {"data_dir": data[1], "model_dir": str(model_dir),
+                paths = {"data_dir": data[1], "model_dir": model_dir,
                          "torch_python": FLAGS.torch_python, "threads": FLAGS.torch_threads}
             else:
                 script = TRAINER
@@ -222,9 +225,15 @@ def train_suite(suite: Suite, models: list[str], runs_dir: Path, results_dir: Pa
         export_record(model_dir, record_dir, None if model.startswith(TORCH_PREFIX) else images)
 
 
+def data_root(runs_dir: str) -> Path:
+    """Where CIFAR-10 subsets are extracted: RUNS_DIR/data, or runs/data in the repository for a
+    remote RUNS_DIR (the trainers read image folders from local disk)."""
+    return REPO / "runs" / "data" if "://" in runs_dir else Path(runs_dir) / "data"
+
+
 # --------------------------------------------------------------------------- records
 
-def export_record(model_dir: Path, record_dir: Path, test_images: np.ndarray | None) -> None:
+def export_record(model_dir: str, record_dir: Path, test_images: np.ndarray | None) -> None:
     """Copy a finished run's record files to `record_dir`; for our nets also Fig. 7's responses
     on `test_images` and the end-of-training weight diagnostics, computed from model.keras."""
     import keras
@@ -235,10 +244,12 @@ def export_record(model_dir: Path, record_dir: Path, test_images: np.ndarray | N
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for name in report.RECORD_FILES:
-        if (model_dir / name).exists():
-            shutil.copyfile(model_dir / name, tmp / name)
-    if (model_dir / "model.keras").exists():
-        model = keras.models.load_model(str(model_dir / "model.keras"))
+        if files.path_exists(os.path.join(model_dir, name)):
+            (tmp / name).write_bytes(files.read_bytes(os.path.join(model_dir, name)))
+    if files.path_exists(os.path.join(model_dir, "model.keras")):
+        (tmp / "model.keras").write_bytes(files.read_bytes(os.path.join(model_dir, "model.keras")))
+        model = keras.models.load_model(str(tmp / "model.keras"))
+        (tmp / "model.keras").unlink()
         if test_images is not None:
             report.write_responses(tmp / report.RESPONSES_FILE,
                                    figures.layer_responses(model, test_images), len(test_images))
@@ -276,7 +287,14 @@ def main(argv: list[str]) -> int:
         print(f"error: --models={','.join(models)}: {', '.join(unknown)} not in suite "
               f"{suite.name!r}; allowed: {', '.join(suite.runs)}.", file=sys.stderr)
         return 2
-    runs_dir, docs_dir = Path(FLAGS.runs_dir).resolve(), Path(FLAGS.docs_dir).resolve()
+    runs_dir = FLAGS.runs_dir if "://" in FLAGS.runs_dir else os.path.abspath(FLAGS.runs_dir)
+    docs_dir = Path(FLAGS.docs_dir).resolve()
+    remote_references = [m for m in models if "://" in runs_dir and m.startswith(TORCH_PREFIX)]
+    if remote_references and not FLAGS.report_only:
+        print(f"error: --runs_dir={runs_dir}: the PyTorch references "
+              f"({', '.join(remote_references)}) write local files; give them a local "
+              f"--runs_dir.", file=sys.stderr)
+        return 2
     results_dir = Path(FLAGS.results_dir).resolve()
     try:
         if not FLAGS.report_only:

@@ -5,6 +5,7 @@ metadata.json, responses.csv, weights.json) and, for runs still training, their 
 from __future__ import annotations
 
 import csv
+import io
 import os
 import textwrap
 from dataclasses import dataclass
@@ -55,7 +56,7 @@ class RunRecord:
     """What the report uses of one run: its record folder, or a model_dir still training."""
 
     model: str
-    directory: Path
+    directory: str  # a tf.io.gfile path: a local folder, gs://..., ram://...
     rows: list[dict]
     results: dict | None
 
@@ -70,15 +71,11 @@ class RunRecord:
 
     @property
     def metadata(self) -> dict:
-        return read_json(self.directory / "metadata.json") or {}
+        return read_json(os.path.join(self.directory, "metadata.json")) or {}
 
     @property
     def responses(self) -> list[tuple[str, float]]:
-        try:
-            with open(self.directory / RESPONSES_FILE) as f:
-                return [(row["layer"], float(row["std"])) for row in csv.DictReader(f)]
-        except OSError:
-            return []
+        return [(row["layer"], float(row["std"])) for row in read_responses(self.directory)]
 
     @property
     def precision(self) -> str:
@@ -87,6 +84,14 @@ class RunRecord:
             return ""
         mode = self.results.get("mixed_precision") or self.results.get("precision", "")
         return "float32" if mode == "none" else mode
+
+
+def read_responses(directory: str) -> list[dict]:
+    """The rows of a run's responses.csv (layer, std, images); none if it has none."""
+    path = os.path.join(directory, RESPONSES_FILE)
+    if not files.path_exists(path):
+        return []
+    return list(csv.DictReader(io.StringIO(files.read_text(path))))
 
 
 def write_responses(path: Path, responses: list[tuple[str, float]], images: int) -> None:
@@ -100,27 +105,25 @@ def write_responses(path: Path, responses: list[tuple[str, float]], images: int)
 def response_images(records: list[RunRecord]) -> int:
     """The number of test images of the records' Fig. 7 responses."""
     for record in records:
-        try:
-            with open(record.directory / RESPONSES_FILE) as f:
-                return int(next(csv.DictReader(f))["images"])
-        except (OSError, StopIteration, KeyError, ValueError):
-            continue
+        rows = read_responses(record.directory)
+        if rows:
+            return int(rows[0]["images"])
     return 0
 
 
-def load_runs(suite: Suite, results_dir: Path, runs_dir: Path | None) -> list[RunRecord]:
+def load_runs(suite: Suite, results_dir: Path, runs_dir: str | None) -> list[RunRecord]:
     """The suite's runs in suite order: each run's record if it has one, else its model_dir
-    under `runs_dir` if it has at least one epoch (a run still training)."""
+    under `runs_dir` (a tf.io.gfile path) if it has at least one epoch (a run still training)."""
     records = []
     for model in suite.runs:
-        for directory in (results_dir / suite.name / model,
-                          None if runs_dir is None else runs_dir / suite.name / model):
-            if directory is None:
-                continue
-            rows = read_metrics_csv(str(directory / "metrics.csv"))
+        candidates = [str(results_dir / suite.name / model)]
+        if runs_dir is not None:
+            candidates.append(os.path.join(runs_dir, suite.name, model))
+        for directory in candidates:
+            rows = read_metrics_csv(os.path.join(directory, "metrics.csv"))
             if rows:
                 records.append(RunRecord(model, directory, rows,
-                                         read_json(directory / "results.json")))
+                                         read_json(os.path.join(directory, "results.json"))))
                 break
     return records
 
@@ -296,7 +299,7 @@ def weight_rows(records: list[RunRecord]) -> tuple[list[str], dict[str, float]]:
     """Markdown rows of the weights at the end of training, and the conv1 growth ratio per run."""
     rows, ratios = [], {}
     for record in records:
-        weights = read_json(record.directory / WEIGHTS_FILE)
+        weights = read_json(os.path.join(record.directory, WEIGHTS_FILE))
         if not weights:
             continue
         ratio = weights["conv1_norm"] / weights["he_expectation"]
@@ -332,7 +335,7 @@ def suite_section(suite: Suite, records: list[RunRecord], docs_dir: Path,
         group = [r for r in records if r.model.startswith(kind)]
         if group:
             png = docs_dir / f"fig6_{suite.name}_{kind}.png"
-            figures.plot_training_curves([str(r.directory) for r in group], str(png),
+            figures.plot_training_curves([r.directory for r in group], str(png),
                                          [pretty(r.model) for r in group],
                                          f"{heading}, {label}")
             panels.append(f"![Fig. 6, {heading}]({png.name})")
@@ -381,7 +384,7 @@ def suite_section(suite: Suite, records: list[RunRecord], docs_dir: Path,
     return lines + [""]
 
 
-def write_report(suites: list[Suite], results_dir: Path, runs_dir: Path | None,
+def write_report(suites: list[Suite], results_dir: Path, runs_dir: str | None,
                  docs_dir: Path) -> Path:
     """docs_dir/results.md and the figures, from the suites' records (and model_dirs)."""
     docs_dir.mkdir(parents=True, exist_ok=True)
