@@ -64,3 +64,28 @@ def free_ports(count: int) -> list[int]:
 
 def fashion_mnist_args(model_dir: Path, *extra: str) -> list[str]:
     return ["--dataset=fashion_mnist", "--data_source=files", f"--model_dir={model_dir}", *extra]
+
+
+def extract_cifar(target: Path, train_per_class: int, test_per_class: int) -> Path:
+    """The first `train_per_class` / `test_per_class` JPEGs of each class of the shared CIFAR-10
+    copy, in archive order, as an image folder target/cifar10-jpeg/{train,test}/<class>/."""
+    import tarfile
+
+    if not CIFAR_JPEG_TAR.exists():
+        raise FileNotFoundError(f"{CIFAR_JPEG_TAR} missing (the shared CIFAR-10 JPEG copy)")
+    root = target / "cifar10-jpeg"
+    wanted, counts = {"train": train_per_class, "test": test_per_class}, {}
+    with tarfile.open(CIFAR_JPEG_TAR) as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if not member.isfile() or len(parts) != 4:
+                continue
+            _, split, label, name = parts
+            if counts.get((split, label), 0) < wanted[split]:
+                counts[split, label] = counts.get((split, label), 0) + 1
+                path = root / split / label / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(tar.extractfile(member).read())
+            if len(counts) == 20 and all(counts[k] == wanted[k[0]] for k in counts):
+                break
+    return root

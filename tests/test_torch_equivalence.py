@@ -9,37 +9,20 @@ step for step in float64, and on the first forward pass in float32.
 import json
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
 
+from cifar_helpers import extract_cifar
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "torch_start_of_training.py"
-CIFAR_TAR = REPO.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
 
 
 @pytest.fixture(scope="module")
 def cifar_folder(tmp_path_factory) -> Path:
     """A small image-folder copy of CIFAR-10: 4 training and 1 test JPEG per class."""
-    if not CIFAR_TAR.exists():
-        pytest.fail(f"{CIFAR_TAR} missing (the shared CIFAR-10 JPEG copy)")
-    root = tmp_path_factory.mktemp("cifar") / "cifar10-jpeg"
-    wanted, counts = {"train": 4, "test": 1}, {}
-    with tarfile.open(CIFAR_TAR) as tar:
-        for member in tar:
-            parts = member.name.split("/")
-            if not member.isfile() or len(parts) != 4:
-                continue
-            _, split, label, name = parts
-            if counts.get((split, label), 0) < wanted[split]:
-                counts[split, label] = counts.get((split, label), 0) + 1
-                target = root / split / label / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(tar.extractfile(member).read())
-            if len(counts) == 20 and all(counts[k] == wanted[k[0]] for k in counts):
-                break
-    return root
+    return extract_cifar(tmp_path_factory.mktemp("cifar"), 4, 1)
 
 
 def run_start_of_training(cifar_folder: Path, tmp_path: Path, *flags: str) -> dict:

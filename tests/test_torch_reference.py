@@ -7,7 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
@@ -15,12 +14,12 @@ import numpy as np
 import pytest
 
 import keras_resnet
+from cifar_helpers import extract_cifar
 from keras_resnet.training import files, report, trainer
 from keras_resnet.training.suites import SUITES
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "torch_cifar_reference.py"
-CIFAR_TAR = REPO.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
 TORCH_PYTHON = "/usr/bin/python3"
 # 370 of 400 training images, 5 per class held out: 320 = 10 steps of 32 per epoch; 28 steps
 # are 3 epochs, the last partial, and the lr drops at steps 14 and 21 (50% and 75%).
@@ -36,21 +35,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def cifar_folder(tmp_path_factory) -> Path:
     """An image-folder copy of CIFAR-10: 40 training and 10 test JPEGs per class."""
-    root = tmp_path_factory.mktemp("cifar") / "cifar10-jpeg"
-    wanted, counts = {"train": 40, "test": 10}, {}
-    with tarfile.open(CIFAR_TAR) as tar:
-        for member in tar:
-            parts = member.name.split("/")
-            if not member.isfile() or len(parts) != 4:
-                continue
-            _, split, label, name = parts
-            if counts.get((split, label), 0) < wanted[split]:
-                counts[split, label] = counts.get((split, label), 0) + 1
-                target = root / split / label / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(tar.extractfile(member).read())
-    assert sum(counts.values()) == 500
-    return root
+    return extract_cifar(tmp_path_factory.mktemp("cifar"), 40, 10)
 
 
 def command(data_dir: Path, model_dir: Path, *flags: str) -> list[str]:

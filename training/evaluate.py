@@ -34,18 +34,14 @@ from absl import app, flags
 from keras_resnet.preprocessing import imagenet_classes
 from keras_resnet.training import evaluation
 from keras_resnet.training import imagenet_input as data
+from keras_resnet.training.flags import define_weights_flags
 
 flags.DEFINE_string("model_dir", None, "A training model_dir (model.keras, metadata.json).")
 flags.DEFINE_string(
     "model_path", None, "A .keras file (instead of --model_dir); needs --image_size."
 )
 flags.DEFINE_string("model", None, "A registered ImageNet net, with --weights.")
-flags.DEFINE_string("weights", None, "With --model: 'imagenet' or a weight file "
-                    "(keras.applications .h5, torchvision / timm .safetensors / .pth, ...).")
-flags.DEFINE_enum("bottleneck_stride", "1x1", ["1x1", "3x3"], "With --weights: 3x3 for torchvision "
-                  "/ timm ResNet-50/101/152 (ResNet v1.5).")
-flags.DEFINE_enum("preprocessing", None, ["caffe", "torch"], "With --weights: the input "
-                  "preprocessing (default: the one the weights expect).")
+define_weights_flags()
 flags.DEFINE_string(
     "data_dir", None, "TFRecord shards, image folder or TFDS data dir.", required=True
 )

@@ -24,6 +24,7 @@ os.environ["KERAS_BACKEND"] = "tensorflow"  # a SavedModel is a TensorFlow graph
 from absl import app, flags  # noqa: E402
 
 from keras_resnet import export  # noqa: E402
+from keras_resnet.training.flags import define_weights_flags  # noqa: E402
 
 flags.DEFINE_string("model_dir", None,
                     "A trainer's finished model_dir (model.keras, metadata.json).")
@@ -31,12 +32,7 @@ flags.DEFINE_string("keras_file", None,
                     "A .keras file (metadata.json beside it is used if present).")
 flags.DEFINE_string("model", None, "A registered model name, exported untrained (random weights) "
                     "or with --weights.")
-flags.DEFINE_string("weights", None, "With --model: pretrained weights, 'imagenet' or a file "
-                    "(keras.applications .h5, torchvision / timm .safetensors / .pth, ...).")
-flags.DEFINE_enum("bottleneck_stride", "1x1", ["1x1", "3x3"], "With --weights: 3x3 for "
-                  "torchvision / timm ResNet-50/101/152 (ResNet v1.5).")
-flags.DEFINE_enum("preprocessing", None, ["caffe", "torch"], "With --weights: the input "
-                  "preprocessing (default: the one the weights expect).")
+define_weights_flags()
 flags.DEFINE_integer("image_size", None, "With --model: square input size (default: the net's).",
                      lower_bound=1)
 flags.DEFINE_integer("classes", None, "With --model: number of classes (default: the net's).",

@@ -21,6 +21,17 @@ from keras_resnet.training.errors import UsageError
 from keras_resnet.training.precision import MODES
 
 
+def define_weights_flags() -> None:
+    """--weights, --bottleneck_stride and --preprocessing: a registered net with pretrained
+    weights, for training/export.py and training/evaluate.py (keras_resnet.pretrained)."""
+    flags.DEFINE_string("weights", None, "With --model: 'imagenet' or a weight file "
+                        "(keras.applications .h5, torchvision / timm .safetensors / .pth, ...).")
+    flags.DEFINE_enum("bottleneck_stride", "1x1", ["1x1", "3x3"], "With --weights: 3x3 for "
+                      "torchvision / timm ResNet-50/101/152 (ResNet v1.5).")
+    flags.DEFINE_enum("preprocessing", None, ["caffe", "torch"], "With --weights: the input "
+                      "preprocessing (default: the one the weights expect).")
+
+
 def define_common_flags(
     default_model: str,
     model_choices: Iterable[str],
