@@ -66,14 +66,13 @@ def fashion_mnist_args(model_dir: Path, *extra: str) -> list[str]:
     return ["--dataset=fashion_mnist", "--data_source=files", f"--model_dir={model_dir}", *extra]
 
 
-def extract_cifar(target: Path, train_per_class: int, test_per_class: int) -> Path:
-    """The first `train_per_class` / `test_per_class` JPEGs of each class of the shared CIFAR-10
-    copy, in archive order, as an image folder target/cifar10-jpeg/{train,test}/<class>/."""
+def cifar_jpegs(train_per_class: int, test_per_class: int):
+    """(split, class name, file name, JPEG bytes) of the first `train_per_class` /
+    `test_per_class` images of each class of the shared CIFAR-10 copy, in archive order."""
     import tarfile
 
     if not CIFAR_JPEG_TAR.exists():
         raise FileNotFoundError(f"{CIFAR_JPEG_TAR} missing (the shared CIFAR-10 JPEG copy)")
-    root = target / "cifar10-jpeg"
     wanted, counts = {"train": train_per_class, "test": test_per_class}, {}
     with tarfile.open(CIFAR_JPEG_TAR) as tar:
         for member in tar:
@@ -83,9 +82,16 @@ def extract_cifar(target: Path, train_per_class: int, test_per_class: int) -> Pa
             _, split, label, name = parts
             if counts.get((split, label), 0) < wanted[split]:
                 counts[split, label] = counts.get((split, label), 0) + 1
-                path = root / split / label / name
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(tar.extractfile(member).read())
+                yield split, label, name, tar.extractfile(member).read()
             if len(counts) == 20 and all(counts[k] == wanted[k[0]] for k in counts):
-                break
+                return
+
+
+def extract_cifar(target: Path, train_per_class: int, test_per_class: int) -> Path:
+    """`cifar_jpegs` as an image folder target/cifar10-jpeg/{train,test}/<class>/."""
+    root = target / "cifar10-jpeg"
+    for split, label, name, data in cifar_jpegs(train_per_class, test_per_class):
+        path = root / split / label / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
     return root

@@ -17,7 +17,6 @@ import os
 import re
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -31,12 +30,12 @@ from PIL import Image
 from tensorflow_serving.apis import prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
+from cifar_helpers import cifar_jpegs
 from keras_resnet import export, get_model
 from keras_resnet.layers import SubtractMean
 from keras_resnet.training import cifar_data, imagenet_input
 
 ROOT = Path(__file__).resolve().parents[1]
-CIFAR_TAR = Path("/work/shared/datasets/cifar10-jpeg.tar.gz")
 FASHION_DIR = Path(cifar_data.FASHION_MNIST_DIR)
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck"]
@@ -67,18 +66,9 @@ def run_python(args: list[str], env: dict[str, str] | None = None,
 def read_cifar_jpegs(train_per_class: int,
                      test_per_class: int) -> dict[str, tuple[list[bytes], np.ndarray]]:
     """The first JPEG files of each class and split of the CIFAR-10 JPEG copy, as file bytes."""
-    wanted = {"train": train_per_class, "test": test_per_class}
     files: dict[str, list[tuple[bytes, int]]] = {"train": [], "test": []}
-    counts: dict[tuple[str, str], int] = {}
-    with tarfile.open(CIFAR_TAR) as tar:
-        for member in tar:
-            parts = member.name.split("/")
-            if not member.isfile() or len(parts) != 4:
-                continue
-            _, split, label, _ = parts
-            if counts.get((split, label), 0) < wanted[split]:
-                counts[split, label] = counts.get((split, label), 0) + 1
-                files[split].append((tar.extractfile(member).read(), CIFAR10_CLASSES.index(label)))
+    for split, label, _, data in cifar_jpegs(train_per_class, test_per_class):
+        files[split].append((data, CIFAR10_CLASSES.index(label)))
     return {split: ([f for f, _ in items], np.array([y for _, y in items]))
             for split, items in files.items()}
 

@@ -170,7 +170,7 @@ def command_line(script: Path, run: dict) -> list[str]:
 def check_model_dir(model_dir: str, run: dict) -> bool:
     """True if the run in `model_dir` is finished. Raises if the model_dir was started with
     other flags (a different suite definition), as resuming it would mix two schedules."""
-    started = report.read_json(os.path.join(model_dir, RUNNER_FILE))
+    started = files.read_json(os.path.join(model_dir, RUNNER_FILE))
     if started is not None and started != run:
         differing = sorted(k for k in set(started) | set(run) if started.get(k) != run.get(k))
         before = ", ".join(f"--{k}={started.get(k)}" for k in differing)
@@ -178,7 +178,7 @@ def check_model_dir(model_dir: str, run: dict) -> bool:
         raise RunnerError(f"{model_dir} was started with other flags ({before}; this suite asks "
                           f"{now}): pass another --runs_dir or delete it.")
     return (started is not None
-            and report.read_json(os.path.join(model_dir, "results.json")) is not None)
+            and files.read_json(os.path.join(model_dir, "results.json")) is not None)
 
 
 def train_suite(suite: Suite, models: list[str], runs_dir: str, results_dir: Path,

@@ -30,11 +30,6 @@ WEIGHTS_FILE = "weights.json"  # conv1 kernel norm and largest BN gamma at the e
 UNSTABLE_GROWTH = 3.0  # conv1 kernel norm / He-init expectation above which a start was unstable
 
 
-def read_json(path: Path) -> dict | None:
-    """The JSON file's contents, or None if it is missing or unreadable (through tf.io.gfile)."""
-    return files.read_json(str(path))
-
-
 def percent(value: float | None) -> str:
     """An error rate as a percentage with two decimals, as in Table 6."""
     return "n/a" if value is None else f"{100 * value:.2f}%"
@@ -71,7 +66,7 @@ class RunRecord:
 
     @property
     def metadata(self) -> dict:
-        return read_json(os.path.join(self.directory, "metadata.json")) or {}
+        return files.read_json(os.path.join(self.directory, "metadata.json")) or {}
 
     @property
     def responses(self) -> list[tuple[str, float]]:
@@ -123,7 +118,7 @@ def load_runs(suite: Suite, results_dir: Path, runs_dir: str | None) -> list[Run
             rows = read_metrics_csv(os.path.join(directory, "metrics.csv"))
             if rows:
                 records.append(RunRecord(model, directory, rows,
-                                         read_json(os.path.join(directory, "results.json"))))
+                                         files.read_json(os.path.join(directory, "results.json"))))
                 break
     return records
 
@@ -244,7 +239,7 @@ def recipe_differences_section(results_dir: Path, suite: Suite) -> list[str]:
     """The suite's recipe-differences records (results/SUITE/recipe_differences_MODEL.json)."""
     lines = []
     for path in sorted((results_dir / suite.name).glob("recipe_differences_*.json")):
-        record = read_json(path)
+        record = files.read_json(str(path))
         if not record or not record.get("variants"):
             continue
         lines += [f"Remaining differences from the PyTorch reference, each switched to ours "
@@ -299,7 +294,7 @@ def weight_rows(records: list[RunRecord]) -> tuple[list[str], dict[str, float]]:
     """Markdown rows of the weights at the end of training, and the conv1 growth ratio per run."""
     rows, ratios = [], {}
     for record in records:
-        weights = read_json(os.path.join(record.directory, WEIGHTS_FILE))
+        weights = files.read_json(os.path.join(record.directory, WEIGHTS_FILE))
         if not weights:
             continue
         ratio = weights["conv1_norm"] / weights["he_expectation"]
