@@ -73,3 +73,21 @@ def test_readme_results_come_from_the_records():
     assert report.with_readme_results(readme, block) == readme, \
         "README's results are stale: python training/reproduce.py --suite=cifar_8k --report_only"
     assert "| ResNet-20 |" in block
+
+
+def test_results_page_is_generated_from_the_records(tmp_path):
+    import json
+
+    from keras_resnet.training import report
+    from keras_resnet.training.suites import SUITES
+
+    report.write_report([s for s in SUITES.values() if not s.hidden], REPO / "results", None,
+                        tmp_path)
+    page = (tmp_path / "results.md").read_text()
+    assert page == (REPO / "docs" / "results.md").read_text(), \
+        "docs/results.md is stale: python training/reproduce.py --suite=cifar_8k --report_only"
+    for weights in (REPO / "results").glob("*/*/weights.json"):  # unstable starts are named
+        grown = json.loads(weights.read_text())
+        ratio = grown["conv1_norm"] / grown["he_expectation"]
+        net = report.pretty(weights.parent.name)
+        assert (f"{net} ({ratio:.1f}x)" in page) == (ratio > report.UNSTABLE_GROWTH), net
