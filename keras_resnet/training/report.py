@@ -363,7 +363,9 @@ def suite_section(suite: Suite, records: list[RunRecord], docs_dir: Path,
                       f"{UNSTABLE_GROWTH:g}x their He-init norm: they grew in the first "
                       "iterations at lr 0.1 and trained slowly from then on, which the errors "
                       "above include (the paper warms ResNet-110 up at lr 0.01 because 0.1 is "
-                      "too large for it to start converging, Sec. 4.2).", ""]
+                      "too large for it to start converging, Sec. 4.2). Whether such a start "
+                      "is the recipe's or this implementation's: [the first iterations beside "
+                      "PyTorch, same weights and batches](start_of_training.md).", ""]
     lines += recipe_differences_section(results_dir, suite)
     lines += ["Claims, as measured:", ""]
     verdicts = [measured(claim, values) for claim in suite.claims]
