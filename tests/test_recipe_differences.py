@@ -55,3 +55,18 @@ def test_unknown_variant_is_refused(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith(
         "error: --variants: fp8 unknown; allowed: reference, decay_kernels_only")
     assert not (tmp_path / "r.json").exists()
+
+
+def test_table_gives_each_variants_change_from_the_reference():
+    from keras_resnet.training import report
+
+    path = helpers.REPO / "results" / "cifar_8k" / "recipe_differences_resnet20.json"
+    record = json.loads(path.read_text())  # the committed record of the real runs
+    lines = report.recipe_differences_table(record)
+    reference = record["variants"]["reference"]["epochs"][-1]["test_error"]
+    assert len(lines) == 2 + len(record["variants"])
+    for name, run in record["variants"].items():
+        row = next(line for line in lines if line.startswith(f"| {run['description']} |"))
+        change = row.strip("|").split("|")[-1].strip()
+        expected = 100 * (run["epochs"][-1]["test_error"] - reference)
+        assert change == ("" if name == "reference" else f"{expected:+.2f} points"), name

@@ -225,13 +225,19 @@ def recipe_differences_table(record: dict) -> list[str]:
     """benchmarks/recipe_differences.py's record as a table: training / test error after each
     epoch, per variant."""
     epochs = max((len(v["epochs"]) for v in record["variants"].values()), default=0)
+    reference = record["variants"].get("reference")
+    reference_test = reference["epochs"][-1]["test_error"] if reference else None
     lines = ["| variant | " + " | ".join(f"epoch {e + 1}: training / test error"
-                                         for e in range(epochs)) + " |",
-             "|---|" + "---|" * epochs]
-    for run in record["variants"].values():
+                                         for e in range(epochs))
+             + " | last test error minus the reference's |",
+             "|---|" + "---|" * epochs + "---:|"]
+    for name, run in record["variants"].items():
         cells = [f"{percent(r['train_error'])} / {percent(r['test_error'])}"
                  for r in run["epochs"]]
-        lines.append(f"| {run['description']} | " + " | ".join(cells) + " |")
+        cells += [""] * (epochs - len(cells))
+        change = ("" if reference_test is None or name == "reference" or len(run["epochs"]) < epochs
+                  else f"{100 * (run['epochs'][-1]['test_error'] - reference_test):+.2f} points")
+        lines.append(f"| {run['description']} | " + " | ".join(cells) + f" | {change} |")
     return lines
 
 
