@@ -205,10 +205,12 @@ def readme_results(suite: Suite, results_dir: Path) -> str:
         lines.append(f"| {pretty(model)} | {test_error(model)} | {torch} | {paper} |")
     verdicts = [measured(claim, claim_values(list(finished.values())))[0]
                 for claim in suite.claims]
+    waiting = verdicts.count("not measured")
+    waiting_text = f", {waiting} not measured yet (runs still to train)" if waiting else ""
     lines += ["", *textwrap.wrap(
         f"The paper's claims at this scale: {verdicts.count('shown')} shown, "
-        f"{verdicts.count('not shown')} not shown, {verdicts.count('not measured')} not measured "
-        f"yet (runs still to train), of {len(verdicts)}.", 100)]
+        f"{verdicts.count('not shown')} not shown{waiting_text}, of {len(verdicts)}; each with "
+        "its numbers in docs/results.md.", 100)]
     return "\n".join(lines) + "\n"
 
 
