@@ -9,7 +9,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -103,12 +102,7 @@ def test_quickstart_commands_run(tmp_path):
 
 @pytest.mark.slow
 def test_image_folder_command_runs(tmp_path):
-    if not helpers.CIFAR_JPEG_TAR.exists():
-        pytest.fail(f"{helpers.CIFAR_JPEG_TAR} missing (the shared/ folder beside the repo)")
-    with tarfile.open(helpers.CIFAR_JPEG_TAR) as tar:  # 32 train, 8 test images per class
-        members = [m for m in tar if m.isfile() and m.name.endswith(".jpg") and int(
-            Path(m.name).stem) < {"train": 32, "test": 8}[Path(m.name).parts[1]]]
-        tar.extractall(tmp_path / "data", members=members, filter="data")
+    helpers.extract_cifar(tmp_path / "data", 32, 8)  # 32 train, 8 test images per class
     _run(FOLDER, tmp_path, *SMALL, "--train_steps=2")
     assert helpers.results(tmp_path / "runs" / "r56")["steps"] == 2
 
